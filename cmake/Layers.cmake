@@ -1,0 +1,57 @@
+# alexandria_layer(name DEPS lower...) — an object library from src/<name>/*.cpp.
+# Its transitive layer list is kept in a global property so tests can link exactly the layers they need.
+set_property(GLOBAL PROPERTY ALEXANDRIA_LAYERS "")
+
+add_library(alexandria_pch_anchor OBJECT ${CMAKE_SOURCE_DIR}/cmake/pch_anchor.cpp)
+target_precompile_headers(alexandria_pch_anchor PRIVATE ${CMAKE_SOURCE_DIR}/cmake/pch.h)
+target_include_directories(alexandria_pch_anchor PRIVATE ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(alexandria_pch_anchor PUBLIC torch nlohmann_json::nlohmann_json fmt::fmt)
+target_compile_options(alexandria_pch_anchor PRIVATE -Wall -Wextra -Wno-unused-parameter)
+
+function(alexandria_use_pch target)
+  target_precompile_headers(${target} REUSE_FROM alexandria_pch_anchor)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+endfunction()
+
+function(alexandria_layer name)
+  cmake_parse_arguments(L "" "" "DEPS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${name}/*.cpp)
+  if(NOT srcs)
+    set(srcs ${CMAKE_SOURCE_DIR}/cmake/pch_anchor.cpp)
+  endif()
+  add_library(alexandria_${name} OBJECT ${srcs})
+  target_include_directories(alexandria_${name} PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src)
+  target_link_libraries(alexandria_${name} PUBLIC torch nlohmann_json::nlohmann_json fmt::fmt
+    PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::PCRE2 Threads::Threads)
+  alexandria_use_pch(alexandria_${name})
+  set(closure ${name})
+  foreach(d ${L_DEPS})
+    get_property(dc GLOBAL PROPERTY ALEXANDRIA_CLOSURE_${d})
+    list(APPEND closure ${dc})
+  endforeach()
+  list(REMOVE_DUPLICATES closure)
+  set_property(GLOBAL PROPERTY ALEXANDRIA_CLOSURE_${name} ${closure})
+  set_property(GLOBAL APPEND PROPERTY ALEXANDRIA_LAYERS ${name})
+endfunction()
+
+# objects of a layer and every layer below it
+function(alexandria_layer_objects out name)
+  get_property(closure GLOBAL PROPERTY ALEXANDRIA_CLOSURE_${name})
+  set(objs "")
+  foreach(l ${closure})
+    list(APPEND objs $<TARGET_OBJECTS:alexandria_${l}>)
+  endforeach()
+  set(${out} ${objs} PARENT_SCOPE)
+endfunction()
+
+function(alexandria_core_library)
+  get_property(layers GLOBAL PROPERTY ALEXANDRIA_LAYERS)
+  set(objs "")
+  foreach(l ${layers})
+    list(APPEND objs $<TARGET_OBJECTS:alexandria_${l}>)
+  endforeach()
+  add_library(alexandria STATIC ${objs})
+  target_include_directories(alexandria PUBLIC ${CMAKE_SOURCE_DIR}/include)
+  target_link_libraries(alexandria PUBLIC torch nlohmann_json::nlohmann_json fmt::fmt
+    PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::PCRE2 Threads::Threads)
+endfunction()

@@ -1,0 +1,29 @@
+#pragma once
+// JSON Lines reading with errors that name file, line and field.
+#include <nlohmann/json_fwd.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace alexandria::io {
+
+struct JsonlLine {
+    int line = 0;               // 1-based line number in the file
+    nlohmann::json* value = nullptr;
+};
+
+// Calls `fn(line_number, object)` for every non-blank line. A line that is not valid UTF-8 or not a JSON
+// object throws InputError("file:line: ...") unless `on_error` is given, which then receives the message
+// and reading continues.
+void read_jsonl(const std::string& path, const std::function<void(int line, const nlohmann::json& obj)>& fn,
+                const std::function<void(int line, const std::string& message)>& on_error = nullptr);
+
+// Field access with messages of the form "file:line: field 'text': expected a string".
+std::string require_string(const nlohmann::json& obj, const char* field, const std::string& where);
+std::optional<std::string> optional_string(const nlohmann::json& obj, const char* field, const std::string& where);
+
+// True when s is valid UTF-8; otherwise *bad_offset is the first offending byte.
+bool valid_utf8(const std::string& s, size_t* bad_offset = nullptr);
+
+}  // namespace alexandria::io
