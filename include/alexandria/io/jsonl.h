@@ -8,10 +8,6 @@
 
 namespace alexandria::io {
 
-struct JsonlLine {
-    int line = 0;               // 1-based line number in the file
-    nlohmann::json* value = nullptr;
-};
 
 // Calls `fn(line_number, object)` for every non-blank line. A line that is not valid UTF-8 or not a JSON
 // object throws InputError("file:line: ...") unless `on_error` is given, which then receives the message

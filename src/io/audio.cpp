@@ -1,0 +1,165 @@
+#include "alexandria/io/audio.h"
+
+#include <sndfile.h>
+#include <soxr.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "alexandria/io/error.h"
+#include "alexandria/io/files.h"
+
+namespace alexandria::io {
+namespace {
+
+struct SndFile {
+    SNDFILE* f = nullptr;
+    SF_INFO info{};
+    ~SndFile() {
+        if (f) sf_close(f);
+    }
+};
+
+std::string describe_format(int format) {
+    SF_FORMAT_INFO fi{};
+    std::string major = "?", sub = "?";
+    fi.format = format & SF_FORMAT_TYPEMASK;
+    if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &fi, sizeof(fi)) == 0 && fi.extension) major = fi.extension;
+    fi = SF_FORMAT_INFO{};
+    fi.format = format & SF_FORMAT_SUBMASK;
+    if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &fi, sizeof(fi)) == 0 && fi.name) sub = fi.name;
+    return major + " " + sub;
+}
+
+void open_for_read(const std::string& path, SndFile& s) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw InputError(fmt::format("{}: audio file not found", path));
+    if (fs::is_directory(path, ec)) throw InputError(fmt::format("{}: is a directory, expected an audio file", path));
+    s.f = sf_open(path.c_str(), SFM_READ, &s.info);
+    if (!s.f) throw InputError(fmt::format("{}: cannot decode audio: {}", path, sf_strerror(nullptr)));
+    if (s.info.channels <= 0 || s.info.samplerate <= 0)
+        throw InputError(fmt::format("{}: invalid audio header ({} channels, {} Hz)", path, s.info.channels, s.info.samplerate));
+}
+
+}  // namespace
+
+AudioFileInfo probe_audio(const std::string& path) {
+    SndFile s;
+    open_for_read(path, s);
+    return {s.info.samplerate, s.info.channels, int64_t(s.info.frames), describe_format(s.info.format)};
+}
+
+Audio read_audio(const std::string& path) {
+    SndFile s;
+    open_for_read(path, s);
+    if (s.info.frames <= 0) throw InputError(fmt::format("{}: contains no audio (0 samples)", path));
+    if (s.info.frames > int64_t(24000) * 3600 * 4)
+        throw InputError(fmt::format("{}: longer than 4 hours ({} frames); refusing to load", path, s.info.frames));
+    const int ch = s.info.channels;
+    std::vector<float> inter(size_t(s.info.frames) * ch);
+    sf_count_t got = sf_readf_float(s.f, inter.data(), s.info.frames);
+    if (got <= 0) throw InputError(fmt::format("{}: cannot decode audio data: {}", path, sf_strerror(s.f)));
+    if (got < s.info.frames / 2)
+        throw InputError(fmt::format("{}: truncated: header promises {} frames, only {} decode", path, s.info.frames, got));
+    Audio a;
+    a.sample_rate = s.info.samplerate;
+    a.samples.resize(size_t(got));
+    for (sf_count_t i = 0; i < got; ++i) {
+        float acc = 0;
+        for (int c = 0; c < ch; ++c) acc += inter[size_t(i) * ch + c];
+        float v = acc / float(ch);
+        if (!std::isfinite(v))
+            throw InputError(fmt::format("{}: sample {} is not a finite number (NaN or infinity)", path, i));
+        a.samples[size_t(i)] = v;
+    }
+    return a;
+}
+
+std::vector<float> resample(const std::vector<float>& in, int from_rate, int to_rate) {
+    if (from_rate == to_rate || in.empty()) return in;
+    if (from_rate <= 0 || to_rate <= 0) throw InputError(fmt::format("invalid sample rates {} → {}", from_rate, to_rate));
+    size_t out_len = size_t(std::llround(double(in.size()) * to_rate / from_rate));
+    std::vector<float> out(out_len + 16);
+    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+    soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+    size_t odone = 0;
+    soxr_error_t err = soxr_oneshot(from_rate, to_rate, 1, in.data(), in.size(), nullptr, out.data(), out.size(), &odone,
+                                    &io, &q, nullptr);
+    if (err) throw Error(fmt::format("resampling {} → {} Hz failed: {}", from_rate, to_rate, err));
+    out.resize(std::min(odone, out_len));
+    out.resize(out_len, 0.0f);
+    return out;
+}
+
+Audio read_audio_resampled(const std::string& path, int rate) {
+    Audio a = read_audio(path);
+    if (a.sample_rate != rate) {
+        a.samples = resample(a.samples, a.sample_rate, rate);
+        a.sample_rate = rate;
+    }
+    return a;
+}
+
+AudioFormat parse_audio_format(const std::string& s) {
+    if (s == "pcm16" || s == "wav") return AudioFormat::WavPcm16;
+    if (s == "float32" || s == "f32") return AudioFormat::WavFloat;
+    if (s == "flac") return AudioFormat::Flac;
+    throw InputError(fmt::format("unknown audio format '{}' (expected pcm16, float32 or flac)", s));
+}
+
+void write_audio(const std::string& path, const Audio& audio, AudioFormat format) {
+    SF_INFO info{};
+    info.samplerate = audio.sample_rate;
+    info.channels = 1;
+    switch (format) {
+        case AudioFormat::WavPcm16: info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16; break;
+        case AudioFormat::WavFloat: info.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT; break;
+        case AudioFormat::Flac: info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16; break;
+    }
+    write_atomic(path, [&](const fs::path& tmp) {
+        SNDFILE* f = sf_open(tmp.c_str(), SFM_WRITE, &info);
+        if (!f) throw Error(fmt::format("{}: cannot write audio: {}", path, sf_strerror(nullptr)));
+        // libsndfile clips float → int conversion instead of wrapping
+        sf_command(f, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+        sf_count_t n = sf_writef_float(f, audio.samples.data(), sf_count_t(audio.samples.size()));
+        int rc = sf_close(f);
+        if (n != sf_count_t(audio.samples.size()) || rc != 0) throw Error(fmt::format("{}: short write", path));
+    });
+}
+
+void write_pcm16_raw(std::FILE* out, const std::vector<float>& samples) {
+    std::vector<int16_t> buf(samples.size());
+    for (size_t i = 0; i < samples.size(); ++i) {
+        float v = std::max(-1.0f, std::min(1.0f, samples[i]));
+        buf[i] = int16_t(std::lrint(v * 32767.0f));
+    }
+    if (std::fwrite(buf.data(), sizeof(int16_t), buf.size(), out) != buf.size())
+        throw Error("writing raw PCM to the output stream failed");
+}
+
+AudioStats audio_stats(const Audio& audio) {
+    AudioStats st;
+    const auto& x = audio.samples;
+    st.seconds = audio.seconds();
+    if (x.empty()) return st;
+    double sum2 = 0;
+    size_t clipped = 0;
+    for (float v : x) {
+        double a = std::fabs(v);
+        st.peak = std::max(st.peak, a);
+        sum2 += a * a;
+        if (a >= 0.999) ++clipped;
+    }
+    st.rms = std::sqrt(sum2 / double(x.size()));
+    st.clipped_fraction = double(clipped) / double(x.size());
+    const double thr = 0.00316;  // -50 dBFS
+    size_t first = 0;
+    while (first < x.size() && std::fabs(x[first]) < thr) ++first;
+    size_t last = x.size();
+    while (last > first && std::fabs(x[last - 1]) < thr) --last;
+    st.leading_silence = double(first) / audio.sample_rate;
+    st.trailing_silence = double(x.size() - last) / audio.sample_rate;
+    return st;
+}
+
+}  // namespace alexandria::io
