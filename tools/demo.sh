@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's main job on the embedded default: a tiny random-weight model (same file layout as the released
+# checkpoints) and the bundled tiny dataset, through check → prepare → train → eval → synth.
+# Usage: tools/demo.sh [build-dir] [work-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+work=${2:-$build/demo}
+bin=$build/alexandria
+mkdir -p "$work"
+data="$work/tiny-voice"
+rm -rf "$data" && cp -r examples/tiny-voice "$data"   # prepare writes its cache inside the dataset folder
+
+echo "== make a tiny random model (Qwen3-TTS layout) =="
+[ -f "$work/model/model.safetensors" ] || "$build/make_model" --preset tiny --type base --out "$work/model"
+
+echo "== dataset check =="
+"$bin" dataset check "$data"
+
+echo "== recommend =="
+"$bin" recommend "$data"
+
+if "$bin" dataset prepare --help >/dev/null 2>&1; then
+  echo "== dataset prepare =="
+  "$bin" dataset prepare "$data" --model "$work/model"
+fi
+if "$bin" train --help >/dev/null 2>&1; then
+  echo "== train =="
+  "$bin" train --model "$work/model" --data "$data" --out "$work/adapter" --epochs 2 --lr 1e-4
+fi
+if "$bin" eval --help >/dev/null 2>&1; then
+  echo "== eval =="
+  "$bin" eval --model "$work/model" --adapter "$work/adapter" --data "$data" --out "$work/eval" --seeds 1 || true
+fi
+if "$bin" synth --help >/dev/null 2>&1; then
+  echo "== synth =="
+  "$bin" synth --model "$work/model" --adapter "$work/adapter" --text "Chapter one. The ancient library stood at the crossroads." --out "$work/chapter1.wav" --seed 7
+  echo "wrote $work/chapter1.wav"
+fi
