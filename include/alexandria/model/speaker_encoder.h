@@ -3,6 +3,8 @@
 // Owned by the speaker helper; the signatures below are the contract the rest of the model layer uses.
 #include <torch/torch.h>
 #include <nlohmann/json_fwd.hpp>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace alexandria::model {
@@ -18,23 +20,32 @@ struct SpeakerEncoderConfig {
     int sample_rate = 24000;
     int enc_dim = 1024;  // the real configs set it: 2048 at 1.7B, 1024 at 0.6B
     // Fields absent from the JSON keep the class defaults above (the published config only carries enc_dim and
-    // sample_rate). A present field of the wrong type is an InputError naming it.
+    // sample_rate). A present field of the wrong type is an InputError naming it, and so is a combination the
+    // network cannot be built from (list lengths differ, channels not divisible by the res2net scale, ...).
     static SpeakerEncoderConfig from_json(const nlohmann::json& j);
 };
 
 class SpeakerEncoderImpl : public torch::nn::Module {
 public:
     explicit SpeakerEncoderImpl(const SpeakerEncoderConfig& cfg);
-    // mel [B, T, mel_dim] → [B, enc_dim]
+    // mel [B, T, mel_dim] → [B, enc_dim]. InputError when T < min_frames() (reflect padding needs pad < T).
     torch::Tensor forward(const torch::Tensor& mel);
     const SpeakerEncoderConfig& config() const { return cfg_; }
+    // Fewest mel frames the reflect "same" padding of every convolution accepts (5 with the real config).
+    int64_t min_frames() const { return min_frames_; }
 private:
     SpeakerEncoderConfig cfg_;
-    // submodules registered as blocks.N..., mfa, asp, fc (checkpoint names under `speaker_encoder.`)
+    // Registered as blocks.N..., mfa, asp, fc: the checkpoint's names under `speaker_encoder.`.
+    torch::nn::ModuleList blocks_{nullptr};
+    std::shared_ptr<torch::nn::Module> mfa_, asp_;
+    torch::nn::Conv1d fc_{nullptr};
+    int64_t min_frames_ = 1;
 };
 TORCH_MODULE(SpeakerEncoder);
 
-// One speaker vector [enc_dim] from mono 24 kHz audio (mel in fp32, encoder in the module's dtype).
+// One speaker vector [enc_dim] from mono 24 kHz audio, on the encoder's device and in its dtype. The mel is
+// computed on the CPU in fp32 (as the reference does), then cast to the encoder's dtype. Runs without autograd.
+// InputError when the clip is too short (fewer than ~1280 samples with the real config).
 torch::Tensor speaker_embedding(SpeakerEncoder& encoder, const std::vector<float>& wav_24k);
 
 }  // namespace alexandria::model
