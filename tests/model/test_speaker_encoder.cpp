@@ -99,7 +99,8 @@ struct RefForward {
             const int64_t dilation = b + 1;
             auto h = tdnn(pre + "tdnn1", x);
             auto groups = h.split(64, 1);
-            std::vector<torch::Tensor> res{groups[0]};
+            std::vector<torch::Tensor> res;
+            res.push_back(groups[0]);
             auto carry = tdnn(pre + "res2net_block.blocks.0", groups[1], dilation);
             res.push_back(carry);
             for (int g = 2; g < 8; ++g) {
