@@ -1,0 +1,177 @@
+// Leaf layers, attention helpers and strict loading shared by the encoder and the decoder.
+#include <torch/torch.h>
+
+#include "alexandria/codec/modules.h"
+#include "alexandria/io/error.h"
+#include "alexandria/io/safetensors.h"
+#include "alexandria/io/torch_compat.h"
+
+namespace alexandria::codec {
+
+ConvLayerImpl::ConvLayerImpl(int64_t in, int64_t out, int64_t k, const torch::TensorOptions& o, bool has_bias,
+                             int64_t stride_, int64_t dilation_, int64_t groups_)
+    : kernel(k), stride(stride_), dilation(dilation_), groups(groups_) {
+    weight = register_parameter("weight", torch::empty({out, in / groups_, k}, o));
+    if (has_bias) bias = register_parameter("bias", torch::empty({out}, o));
+}
+
+torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
+    const int64_t s[1] = {stride}, p[1] = {0}, d[1] = {dilation};
+    return torch::conv1d(x, weight, bias, at::IntArrayRef(s), at::IntArrayRef(p), at::IntArrayRef(d), groups);
+}
+
+ConvTransposeLayerImpl::ConvTransposeLayerImpl(int64_t in, int64_t out, int64_t k, int64_t s,
+                                               const torch::TensorOptions& o)
+    : kernel(k), stride(s) {
+    weight = register_parameter("weight", torch::empty({in, out, k}, o));
+    bias = register_parameter("bias", torch::empty({out}, o));
+}
+
+torch::Tensor ConvTransposeLayerImpl::forward(const torch::Tensor& x) {
+    return torch::conv_transpose1d(x, weight, bias, {stride}, {0});
+}
+
+LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, bool has_bias, const torch::TensorOptions& o) {
+    weight = register_parameter("weight", torch::empty({out, in}, o));
+    if (has_bias) bias = register_parameter("bias", torch::empty({out}, o));
+}
+
+LayerNormLayerImpl::LayerNormLayerImpl(int64_t dim, double eps_, const torch::TensorOptions& o) : eps(eps_) {
+    weight = register_parameter("weight", torch::empty({dim}, o));
+    bias = register_parameter("bias", torch::empty({dim}, o));
+}
+
+torch::Tensor LayerNormLayerImpl::forward(const torch::Tensor& x) {
+    return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const torch::TensorOptions& o) : eps(eps_) {
+    weight = register_parameter("weight", torch::empty({dim}, o));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+    auto h = x.to(torch::kFloat32);
+    auto var = h.pow(2).mean(-1, true);
+    h = h * torch::rsqrt(var + eps);
+    return weight * h.to(x.scalar_type());
+}
+
+LayerScaleImpl::LayerScaleImpl(int64_t dim, const torch::TensorOptions& o) {
+    scale = register_parameter("scale", torch::empty({dim}, o));
+}
+
+SnakeBetaImpl::SnakeBetaImpl(int64_t channels, const torch::TensorOptions& o) {
+    alpha = register_parameter("alpha", torch::empty({channels}, o));
+    beta = register_parameter("beta", torch::empty({channels}, o));
+}
+
+torch::Tensor SnakeBetaImpl::forward(const torch::Tensor& x) {
+    auto a = torch::exp(alpha.unsqueeze(0).unsqueeze(-1));
+    auto b = torch::exp(beta.unsqueeze(0).unsqueeze(-1));
+    return x + (1.0 / (b + 1e-9)) * torch::pow(torch::sin(x * a), 2);
+}
+
+std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(int64_t start, int64_t len, int64_t head_dim, double theta,
+                                                       torch::Device device, torch::Dtype dtype) {
+    auto exponent = torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(torch::kInt64).device(device))
+                        .to(torch::kFloat32) / double(head_dim);
+    auto inv_freq = 1.0 / torch::pow(theta, exponent);
+    auto pos = torch::arange(start, start + len, torch::TensorOptions().dtype(torch::kInt64).device(device))
+                   .to(torch::kFloat32);
+    auto freqs = torch::outer(pos, inv_freq);
+    auto emb = torch::cat({freqs, freqs}, -1);
+    return {emb.cos().to(dtype).view({1, 1, len, head_dim}), emb.sin().to(dtype).view({1, 1, len, head_dim})};
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+    int64_t half = x.size(-1) / 2;
+    auto x1 = x.narrow(-1, 0, half);
+    auto x2 = x.narrow(-1, half, half);
+    auto rotated = torch::cat({-x2, x1}, -1);
+    return x * cos + rotated * sin;
+}
+
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               int64_t q_offset, int64_t window, double scale) {
+    // Scores for a block of queries cost heads × block × keys; 256-query blocks keep a long encoder input
+    // (T25 in the thousands) within a few hundred MB while short inputs run as one block.
+    constexpr int64_t kBlock = 256;
+    const int64_t lq = q.size(2), lk = k.size(2);
+    auto idx_opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());
+    std::vector<torch::Tensor> outs;
+    for (int64_t a = 0; a < lq; a += kBlock) {
+        int64_t b = std::min(lq, a + kBlock);
+        int64_t hi = std::min(lk, q_offset + b);  // exclusive: last visible key of the block's last query + 1
+        int64_t lo = window > 0 ? std::max<int64_t>(0, q_offset + a - window + 1) : 0;
+        auto qpos = torch::arange(q_offset + a, q_offset + b, idx_opts).unsqueeze(1);
+        auto kpos = torch::arange(lo, hi, idx_opts).unsqueeze(0);
+        auto allowed = kpos <= qpos;
+        if (window > 0) allowed = allowed & (kpos > qpos - window);
+        auto mask = torch::zeros({b - a, hi - lo}, q.options())
+                        .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+        outs.push_back(compat::attention(q.narrow(2, a, b - a), k.narrow(2, lo, hi - lo), v.narrow(2, lo, hi - lo),
+                                         mask, scale));
+    }
+    return outs.size() == 1 ? outs[0] : torch::cat(outs, 2);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> named_tensors(const torch::nn::Module& m) {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& p : m.named_parameters(true)) out.emplace_back(p.key(), p.value());
+    for (const auto& b : m.named_buffers(true)) out.emplace_back(b.key(), b.value());
+    return out;
+}
+
+namespace {
+std::string shape_str(c10::IntArrayRef s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+    return r + "]";
+}
+}  // namespace
+
+void load_state(torch::nn::Module& m, const io::SafetensorsFile& file) {
+    auto tensors = named_tensors(m);
+    std::vector<std::string> missing, misshaped, unexpected;
+    std::set<std::string> known;
+    for (auto& [name, t] : tensors) {
+        known.insert(name);
+        if (!file.contains(name)) {
+            missing.push_back(name + " " + shape_str(t.sizes()));
+            continue;
+        }
+        const auto& info = file.info(name);
+        if (c10::IntArrayRef(info.shape) != t.sizes())
+            misshaped.push_back(fmt::format("{}: file {} {}, model {}", name, io::dtype_name(info.dtype),
+                                            shape_str(info.shape), shape_str(t.sizes())));
+    }
+    for (const auto& info : file.tensors())
+        if (!known.count(info.name)) unexpected.push_back(info.name + " " + shape_str(info.shape));
+    if (!missing.empty() || !misshaped.empty() || !unexpected.empty()) {
+        auto list = [](const char* what, const std::vector<std::string>& v) {
+            if (v.empty()) return std::string();
+            std::string s = fmt::format("\n  {} {}:", v.size(), what);
+            for (size_t i = 0; i < v.size(); ++i) {
+                if (i == 40) {
+                    s += fmt::format("\n    ... and {} more", v.size() - 40);
+                    break;
+                }
+                s += "\n    " + v[i];
+            }
+            return s;
+        };
+        throw InputError(fmt::format("{}: does not match the speech tokenizer layout of its config.json:{}{}{}",
+                                     file.path(), list("missing tensors", missing),
+                                     list("mis-shaped tensors", misshaped), list("unexpected tensors", unexpected)));
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : tensors) {
+        auto src = file.view(name);
+        if (!src.is_floating_point())
+            throw InputError(fmt::format("{}: tensor {} has dtype {}, expected a floating-point type", file.path(), name,
+                                         io::dtype_name(file.info(name).dtype)));
+        t.copy_(src);
+    }
+}
+
+}  // namespace alexandria::codec
