@@ -4,7 +4,6 @@
 #include "alexandria/io/error.h"
 
 #include <cmath>
-#include <mutex>
 #include <vector>
 
 namespace alexandria::model {
@@ -58,10 +57,15 @@ torch::Tensor build_filterbank() {
 double slaney_hz_to_mel(double hz) { return hz_to_mel(hz); }
 double slaney_mel_to_hz(double mel) { return mel_to_hz(mel); }
 
-torch::Tensor mel_filterbank() {
+namespace {
+// Built once; callers of the public accessor get a copy so nobody can alter the shared bank in place.
+const torch::Tensor& shared_filterbank() {
     static const torch::Tensor fb = build_filterbank();
     return fb;
 }
+}  // namespace
+
+torch::Tensor mel_filterbank() { return shared_filterbank().clone(); }
 
 int64_t mel_frame_count(int64_t samples) {
     if (samples <= kMelPad) return 0;  // mel_spectrogram rejects these
@@ -90,7 +94,7 @@ torch::Tensor mel_spectrogram(const torch::Tensor& wav) {
                             /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
     // The 1e-9 sits inside the root, as in the reference (it keeps the gradient of silent bins finite).
     auto magnitude = torch::sqrt(torch::view_as_real(spec).pow(2).sum(-1) + 1e-9);  // [B, 513, frames]
-    auto mel = torch::matmul(mel_filterbank().to(y.device()), magnitude);            // [B, 128, frames]
+    auto mel = torch::matmul(shared_filterbank().to(y.device()), magnitude);  // [B, 128, frames]
     return torch::log(torch::clamp_min(mel, 1e-5)).transpose(1, 2).contiguous();
 }
 
