@@ -1,0 +1,680 @@
+// Qwen2 byte-level BPE: loading (slow files or tokenizer.json), encoding, decoding.
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "alexandria/io/error.h"
+#include "alexandria/io/files.h"
+#include "alexandria/text/tokenizer.h"
+#include "utf8.h"
+
+namespace alexandria::text {
+
+namespace detail {
+std::string nfc_valid(std::string_view s);  // nfc.cpp
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The Qwen2 split pattern, written for PCRE2. Hugging Face's engines (Oniguruma in `tokenizers`, the `regex`
+// module in the slow tokenizer) give `\s` the Unicode White_Space property; PCRE2's \s under UCP also takes
+// U+180E, so the class is spelled out instead.
+#define QWEN_WS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+constexpr const char* kSplitPattern =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+    "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
+    "|\\p{N}"
+    "| ?[^" QWEN_WS "\\p{L}\\p{N}]+[\\r\\n]*"
+    "|[" QWEN_WS "]*[\\r\\n]+"
+    "|[" QWEN_WS "]+(?![^" QWEN_WS "])"
+    "|[" QWEN_WS "]+";
+#undef QWEN_WS
+// The same pattern as tokenizer.json writes it; a tokenizer.json with any other split is refused.
+constexpr const char* kQwen2Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
+    "\\s+(?!\\S)|\\s+";
+
+struct ByteMap {
+    std::string to_unicode[256];
+    int16_t from_unicode[0x144];  // code points U+0000..U+0143 → byte, -1 if unused
+    ByteMap() {
+        std::fill(std::begin(from_unicode), std::end(from_unicode), int16_t(-1));
+        int extra = 0;
+        for (int b = 0; b < 256; ++b) {
+            const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+            const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + extra++);
+            utf8::append(to_unicode[b], cp);
+            from_unicode[cp] = int16_t(b);
+        }
+    }
+};
+const ByteMap& byte_map() {
+    static const ByteMap m;
+    return m;
+}
+
+// The vocabulary file streamed straight into the id tables (no DOM: the real file has 151,643 entries).
+struct VocabSax : nlohmann::json::json_sax_t {
+    std::unordered_map<std::string, int32_t>& map;
+    std::string path;
+    int depth = 0;
+    std::string current;  // the key whose value comes next
+    explicit VocabSax(std::unordered_map<std::string, int32_t>& m, std::string p) : map(m), path(std::move(p)) {}
+    [[noreturn]] void bad(const std::string& why) { throw InputError(path + ": " + why); }
+    bool null() override { bad("value of \"" + current + "\" is null, expected an id"); }
+    bool boolean(bool) override { bad("value of \"" + current + "\" is a boolean, expected an id"); }
+    bool number_integer(number_integer_t v) override { return id(v); }
+    bool number_unsigned(number_unsigned_t v) override { return id(static_cast<int64_t>(v)); }
+    bool number_float(number_float_t, const string_t&) override { bad("id of \"" + current + "\" is not an integer"); }
+    bool string(string_t&) override { bad("value of \"" + current + "\" is a string, expected an id"); }
+    bool binary(binary_t&) override { bad("unexpected binary value"); }
+    bool start_object(std::size_t) override {
+        if (++depth > 1) bad("value of \"" + current + "\" is an object, expected an id");
+        return true;
+    }
+    bool end_object() override { --depth; return true; }
+    bool start_array(std::size_t) override { bad(depth ? "value of \"" + current + "\" is an array" : "expected an object"); }
+    bool end_array() override { return true; }
+    bool key(string_t& k) override { current = std::move(k); return true; }
+    bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) override {
+        bad("not valid JSON near byte " + std::to_string(pos) + " (" + e.what() + ")");
+    }
+    bool id(int64_t v) {
+        if (depth != 1) bad("expected an object of token → id");
+        if (v < 0 || v > 0x7FFFFFF) bad("id " + std::to_string(v) + " of \"" + current + "\" is out of range");
+        map[current] = static_cast<int32_t>(v);
+        return true;
+    }
+};
+
+struct Merge {
+    int32_t rank;
+    int32_t id;
+};
+
+inline uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+
+bool is_whitespace_cp(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+    std::unordered_map<std::string, int32_t> vocab;      // byte-level token → id
+    std::vector<std::string> tokens;                     // id → token string ("" for gaps)
+    std::vector<std::string> token_bytes;                // id → the bytes it stands for (vocab ids)
+    std::vector<uint8_t> is_added;                       // id → 1 for added tokens
+    std::unordered_map<uint64_t, Merge> merges;          // (left id, right id) → rank, merged id
+    size_t merge_count = 0;
+    int32_t byte_ids[256];
+    std::vector<AddedToken> added;
+    std::unordered_map<std::string, int32_t> added_by_content;
+    // Added tokens grouped by first byte, longest first, for leftmost-longest matching.
+    std::vector<std::vector<const AddedToken*>> added_by_first = std::vector<std::vector<const AddedToken*>>(256);
+    bool nfc = true;
+
+    pcre2_code* regex = nullptr;
+
+    mutable std::mutex cache_mutex;
+    mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
+    static constexpr size_t kCacheCapacity = 1 << 16;
+    static constexpr size_t kCacheMaxPiece = 256;
+
+    ~Impl() {
+        if (regex) pcre2_code_free(regex);
+    }
+
+    void finish(const std::string& source);
+    void add_merge(const std::string& left, const std::string& right, const std::string& where);
+    void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
+    void bpe(std::string_view piece, std::vector<int32_t>& out) const;
+    void bpe_uncached(std::string_view piece, std::vector<int32_t>& out) const;
+    template <typename F>
+    void split(std::string_view normalized, F&& on_piece) const;
+};
+
+void Tokenizer::Impl::add_merge(const std::string& left, const std::string& right, const std::string& where) {
+    auto a = vocab.find(left), b = vocab.find(right), c = vocab.find(left + right);
+    if (a == vocab.end()) throw InputError(where + ": token \"" + left + "\" is not in the vocabulary");
+    if (b == vocab.end()) throw InputError(where + ": token \"" + right + "\" is not in the vocabulary");
+    if (c == vocab.end()) throw InputError(where + ": merged token \"" + left + right + "\" is not in the vocabulary");
+    // A repeated pair keeps its last rank, as Hugging Face's rank table (a dict built in order) does.
+    merges[pair_key(a->second, b->second)] = Merge{static_cast<int32_t>(merge_count), c->second};
+    ++merge_count;
+}
+
+void Tokenizer::Impl::finish(const std::string& source) {
+    const ByteMap& bm = byte_map();
+    for (int b = 0; b < 256; ++b) {
+        auto it = vocab.find(bm.to_unicode[b]);
+        if (it == vocab.end()) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02X", b);
+            throw InputError(source + ": the vocabulary lacks the byte-level token for byte " + hex);
+        }
+        byte_ids[b] = it->second;
+    }
+    int32_t max_id = -1;
+    for (auto& [tok, id] : vocab) max_id = std::max(max_id, id);
+    for (auto& a : added) max_id = std::max(max_id, a.id);
+    tokens.assign(size_t(max_id + 1), std::string());
+    token_bytes.assign(size_t(max_id + 1), std::string());
+    is_added.assign(size_t(max_id + 1), 0);
+    for (auto& [tok, id] : vocab) {
+        tokens[size_t(id)] = tok;
+        std::string& bytes = token_bytes[size_t(id)];
+        for (size_t i = 0; i < tok.size();) {
+            utf8::Step st = utf8::step(tok, i);
+            if (st.ok && st.cp < 0x144 && bm.from_unicode[st.cp] >= 0) {
+                bytes.push_back(static_cast<char>(bm.from_unicode[st.cp]));
+            } else {
+                bytes.append(tok, i, st.length);  // not a byte-level character: kept as its own text
+            }
+            i += st.length;
+        }
+    }
+    std::sort(added.begin(), added.end(), [](const AddedToken& x, const AddedToken& y) { return x.id < y.id; });
+    for (auto& a : added) {
+        if (a.content.empty()) throw InputError(source + ": added token " + std::to_string(a.id) + " is empty");
+        check_utf8(a.content, source + ": added token " + std::to_string(a.id));
+        tokens[size_t(a.id)] = a.content;
+        token_bytes[size_t(a.id)] = a.content;
+        is_added[size_t(a.id)] = 1;
+        added_by_content[a.content] = a.id;
+    }
+    for (auto& a : added) added_by_first[static_cast<uint8_t>(a.content[0])].push_back(&a);
+    for (auto& v : added_by_first)
+        std::stable_sort(v.begin(), v.end(), [](const AddedToken* x, const AddedToken* y) {
+            return x->content.size() > y->content.size();
+        });
+
+    int err = 0;
+    PCRE2_SIZE erroff = 0;
+    regex = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kSplitPattern), PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &erroff, nullptr);
+    if (!regex) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        throw Error(std::string("pre-tokenizer regex failed to compile: ") + reinterpret_cast<char*>(msg));
+    }
+    pcre2_jit_compile(regex, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is unavailable
+}
+
+namespace {
+struct MatchState {
+    pcre2_match_data* md = nullptr;
+    pcre2_match_context* mctx = nullptr;
+    pcre2_jit_stack* stack = nullptr;
+    MatchState() {
+        md = pcre2_match_data_create(1, nullptr);
+        mctx = pcre2_match_context_create(nullptr);
+        stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
+        pcre2_jit_stack_assign(mctx, nullptr, stack);
+    }
+    ~MatchState() {
+        pcre2_jit_stack_free(stack);
+        pcre2_match_context_free(mctx);
+        pcre2_match_data_free(md);
+    }
+};
+MatchState& match_state() {
+    thread_local MatchState s;
+    return s;
+}
+}  // namespace
+
+template <typename F>
+void Tokenizer::Impl::split(std::string_view text, F&& on_piece) const {
+    MatchState& ms = match_state();
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    size_t pos = 0;
+    while (pos < text.size()) {
+        int rc = pcre2_match(regex, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, ms.md, ms.mctx);
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            on_piece(text.substr(pos));  // unreachable for this pattern (every character matches), kept as a gap
+            return;
+        }
+        if (rc < 0) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            throw Error(std::string("pre-tokenizer regex failed: ") + reinterpret_cast<char*>(msg));
+        }
+        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(ms.md);
+        const size_t start = ov[0], end = ov[1];
+        if (start > pos) on_piece(text.substr(pos, start - pos));
+        if (end > start) {
+            on_piece(text.substr(start, end - start));
+            pos = end;
+        } else {
+            // An empty match cannot happen with this pattern; step one character so the loop always advances.
+            const size_t len = utf8::step(text, start).length;
+            on_piece(text.substr(start, len));
+            pos = start + len;
+        }
+    }
+}
+
+void Tokenizer::Impl::bpe_uncached(std::string_view piece, std::vector<int32_t>& out) const {
+    struct Symbol {
+        int32_t id;
+        int32_t prev, next;
+        bool alive;
+    };
+    struct Candidate {
+        int32_t rank;
+        int32_t pos;
+        int32_t left, right;  // the pair this candidate was made for, to detect stale entries
+        int32_t merged;
+    };
+    const size_t n = piece.size();
+    std::vector<Symbol> sym(n);
+    for (size_t i = 0; i < n; ++i)
+        sym[i] = Symbol{byte_ids[static_cast<uint8_t>(piece[i])], int32_t(i) - 1,
+                        i + 1 < n ? int32_t(i + 1) : -1, true};
+    // Min-heap on (rank, position): the lowest-ranked pair first, the leftmost among equals.
+    const auto later = [](const Candidate& x, const Candidate& y) {
+        return x.rank != y.rank ? x.rank > y.rank : x.pos > y.pos;
+    };
+    std::vector<Candidate> heap;
+    heap.reserve(n);
+    const auto consider = [&](int32_t i) {
+        if (i < 0) return;
+        const int32_t j = sym[size_t(i)].next;
+        if (j < 0) return;
+        auto it = merges.find(pair_key(sym[size_t(i)].id, sym[size_t(j)].id));
+        if (it == merges.end()) return;
+        heap.push_back(Candidate{it->second.rank, i, sym[size_t(i)].id, sym[size_t(j)].id, it->second.id});
+        std::push_heap(heap.begin(), heap.end(), later);
+    };
+    for (size_t i = 0; i + 1 < n; ++i) consider(int32_t(i));
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), later);
+        const Candidate c = heap.back();
+        heap.pop_back();
+        Symbol& s = sym[size_t(c.pos)];
+        if (!s.alive || s.next < 0 || s.id != c.left || sym[size_t(s.next)].id != c.right) continue;
+        Symbol& t = sym[size_t(s.next)];
+        s.id = c.merged;
+        t.alive = false;
+        s.next = t.next;
+        if (s.next >= 0) sym[size_t(s.next)].prev = c.pos;
+        consider(s.prev);
+        consider(c.pos);
+    }
+    for (int32_t i = 0; i >= 0; i = sym[size_t(i)].next) out.push_back(sym[size_t(i)].id);
+}
+
+void Tokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) const {
+    if (piece.size() == 1) {
+        out.push_back(byte_ids[static_cast<uint8_t>(piece[0])]);
+        return;
+    }
+    if (piece.size() > kCacheMaxPiece) {
+        bpe_uncached(piece, out);
+        return;
+    }
+    std::string key(piece);
+    {
+        std::lock_guard<std::mutex> lock(cache_mutex);
+        auto it = cache.find(key);
+        if (it != cache.end()) {
+            out.insert(out.end(), it->second.begin(), it->second.end());
+            return;
+        }
+    }
+    const size_t first = out.size();
+    bpe_uncached(piece, out);
+    std::vector<int32_t> ids(out.begin() + std::ptrdiff_t(first), out.end());
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    if (cache.size() >= kCacheCapacity) cache.clear();
+    cache.emplace(std::move(key), std::move(ids));
+}
+
+void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    const std::string normalized = nfc ? detail::nfc_valid(text) : std::string(text);
+    split(normalized, [&](std::string_view piece) { bpe(piece, out); });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loading
+
+namespace {
+
+std::string read_or_throw(const fs::path& p) { return io::read_file(p); }
+
+nlohmann::json parse_json(const std::string& text, const std::string& path) {
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        throw InputError(path + ": not valid JSON (" + e.what() + ")");
+    }
+}
+
+AddedToken added_from_json(const nlohmann::json& j, int64_t id, const std::string& where) {
+    if (!j.is_object()) throw InputError(where + ": expected an object");
+    auto content = j.find("content");
+    if (content == j.end() || !content->is_string()) throw InputError(where + ".content: missing or not a string");
+    if (id < 0 || id > 0x7FFFFFF) throw InputError(where + ": id " + std::to_string(id) + " out of range");
+    const auto flag = [&](const char* name) {
+        auto it = j.find(name);
+        if (it == j.end() || it->is_null()) return false;
+        if (!it->is_boolean()) throw InputError(where + "." + name + ": expected true or false");
+        return it->get<bool>();
+    };
+    if (flag("single_word"))
+        throw InputError(where + ".single_word: true is not supported (no Qwen tokenizer uses it)");
+    AddedToken t;
+    t.id = static_cast<int32_t>(id);
+    t.content = content->get<std::string>();
+    t.special = flag("special");
+    t.lstrip = flag("lstrip");
+    t.rstrip = flag("rstrip");
+    return t;
+}
+
+void add_added(Tokenizer::Impl& impl, AddedToken t, const std::string& where) {
+    for (auto& a : impl.added) {
+        if (a.id == t.id) {
+            if (a.content != t.content)
+                throw InputError(where + ": id " + std::to_string(t.id) + " is both \"" + a.content + "\" and \"" +
+                                 t.content + "\"");
+            return;
+        }
+    }
+    // Hugging Face lets an added token reuse a vocabulary id (same string); a different string there would
+    // make decode ambiguous.
+    if (auto it = impl.vocab.find(t.content); it != impl.vocab.end() && it->second != t.id)
+        throw InputError(where + ": \"" + t.content + "\" is already vocabulary id " + std::to_string(it->second));
+    impl.added.push_back(std::move(t));
+}
+
+void load_added_from_config(Tokenizer::Impl& impl, const std::string& path) {
+    const nlohmann::json cfg = parse_json(read_or_throw(path), path);
+    if (!cfg.is_object()) throw InputError(path + ": expected a JSON object");
+    auto dec = cfg.find("added_tokens_decoder");
+    if (dec == cfg.end()) return;
+    if (!dec->is_object()) throw InputError(path + ": added_tokens_decoder: expected an object");
+    for (auto it = dec->begin(); it != dec->end(); ++it) {
+        const std::string where = path + ": added_tokens_decoder." + it.key();
+        int64_t id;
+        try {
+            size_t used = 0;
+            id = std::stoll(it.key(), &used);
+            if (used != it.key().size()) throw std::invalid_argument("trailing");
+        } catch (const std::exception&) {
+            throw InputError(where + ": the key must be an integer id");
+        }
+        add_added(impl, added_from_json(it.value(), id, where), where);
+    }
+}
+
+void load_added_tokens_json(Tokenizer::Impl& impl, const std::string& path) {
+    const nlohmann::json j = parse_json(read_or_throw(path), path);
+    if (!j.is_object()) throw InputError(path + ": expected an object of token → id");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!it->is_number_integer()) throw InputError(path + ": \"" + it.key() + "\": expected an integer id");
+        AddedToken t;
+        t.id = it->get<int32_t>();
+        t.content = it.key();
+        t.special = true;
+        add_added(impl, std::move(t), path + ": \"" + it.key() + "\"");
+    }
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
+                                const std::string& config_json) {
+    auto impl = std::make_shared<Impl>();
+    {
+        const std::string text = read_or_throw(vocab_json);
+        impl->vocab.reserve(200000);
+        VocabSax sax(impl->vocab, vocab_json);
+        nlohmann::json::sax_parse(text, &sax);
+        if (impl->vocab.empty()) throw InputError(vocab_json + ": the vocabulary is empty");
+    }
+    {
+        const std::string text = read_or_throw(merges_txt);
+        impl->merges.reserve(200000);
+        size_t line_no = 0, pos = 0;
+        std::string left, right;
+        while (pos < text.size()) {
+            size_t end = text.find('\n', pos);
+            if (end == std::string::npos) end = text.size();
+            std::string_view line(text.data() + pos, end - pos);
+            pos = end + 1;
+            ++line_no;
+            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+            // Hugging Face strips each line and skips blank ones and a leading "#version" header.
+            while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+            while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+            if (line.empty() || (line_no == 1 && line.substr(0, 9) == "#version:")) continue;
+            const size_t sp = line.find(' ');
+            if (sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
+                throw InputError(merges_txt + ":" + std::to_string(line_no) + ": expected two tokens separated by one space");
+            left.assign(line.substr(0, sp));
+            right.assign(line.substr(sp + 1));
+            impl->add_merge(left, right, merges_txt + ":" + std::to_string(line_no));
+        }
+    }
+    if (!config_json.empty()) {
+        load_added_from_config(*impl, config_json);
+    } else {
+        const fs::path beside = fs::path(vocab_json).parent_path() / "added_tokens.json";
+        if (fs::exists(beside)) load_added_tokens_json(*impl, beside.string());
+    }
+    impl->finish(vocab_json);
+    return Tokenizer(impl);
+}
+
+Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
+    const nlohmann::json j = parse_json(read_or_throw(path), path);
+    if (!j.is_object()) throw InputError(path + ": expected a JSON object");
+    auto impl = std::make_shared<Impl>();
+    auto model = j.find("model");
+    if (model == j.end() || !model->is_object()) throw InputError(path + ": model: missing");
+    if (model->value("type", std::string("BPE")) != "BPE")
+        throw InputError(path + ": model.type: only BPE is supported");
+    for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+        auto it = model->find(k);
+        if (it != model->end() && it->is_string() && !it->get<std::string>().empty())
+            throw InputError(path + ": model." + k + ": not supported by a Qwen2 tokenizer");
+    }
+    if (model->value("byte_fallback", false)) throw InputError(path + ": model.byte_fallback: not supported");
+    if (model->contains("dropout") && !(*model)["dropout"].is_null())
+        throw InputError(path + ": model.dropout: not supported");
+
+    // Normalizer: NFC or none.
+    auto norm = j.find("normalizer");
+    if (norm == j.end() || norm->is_null()) {
+        impl->nfc = false;
+    } else if (norm->is_object() && norm->value("type", std::string()) == "NFC") {
+        impl->nfc = true;
+    } else {
+        throw InputError(path + ": normalizer: only NFC (or none) is supported");
+    }
+    // Pre-tokenizer: the Qwen2 split followed by ByteLevel without its own regex.
+    {
+        auto pre = j.find("pre_tokenizer");
+        bool ok = false;
+        if (pre != j.end() && pre->is_object() && pre->value("type", std::string()) == "Sequence") {
+            const auto& list = (*pre)["pretokenizers"];
+            if (list.is_array() && list.size() == 2) {
+                const auto& s = list[0];
+                const auto& b = list[1];
+                ok = s.value("type", std::string()) == "Split" && s.contains("pattern") &&
+                     s["pattern"].is_object() && s["pattern"].value("Regex", std::string()) == kQwen2Regex &&
+                     s.value("behavior", std::string()) == "Isolated" && !s.value("invert", false) &&
+                     b.value("type", std::string()) == "ByteLevel" && !b.value("add_prefix_space", false) &&
+                     !b.value("use_regex", true);
+            }
+        }
+        if (!ok)
+            throw InputError(path + ": pre_tokenizer: not the Qwen2 pre-tokenizer (Split on the Qwen2 regex, then "
+                                    "ByteLevel without prefix space or regex)");
+    }
+    auto vocab = model->find("vocab");
+    if (vocab == model->end() || !vocab->is_object()) throw InputError(path + ": model.vocab: missing");
+    impl->vocab.reserve(vocab->size() + 16);
+    for (auto it = vocab->begin(); it != vocab->end(); ++it) {
+        if (!it->is_number_integer() || it->get<int64_t>() < 0)
+            throw InputError(path + ": model.vocab.\"" + it.key() + "\": expected a non-negative integer id");
+        impl->vocab[it.key()] = it->get<int32_t>();
+    }
+    auto merges = model->find("merges");
+    if (merges == model->end() || !merges->is_array()) throw InputError(path + ": model.merges: missing");
+    impl->merges.reserve(merges->size() + 16);
+    size_t index = 0;
+    for (const auto& m : *merges) {
+        const std::string where = path + ": model.merges[" + std::to_string(index++) + "]";
+        if (m.is_string()) {
+            const std::string s = m.get<std::string>();
+            const size_t sp = s.find(' ');
+            if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+                throw InputError(where + ": expected \"left right\"");
+            impl->add_merge(s.substr(0, sp), s.substr(sp + 1), where);
+        } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+            impl->add_merge(m[0].get<std::string>(), m[1].get<std::string>(), where);
+        } else {
+            throw InputError(where + ": expected \"left right\" or [left, right]");
+        }
+    }
+    auto added = j.find("added_tokens");
+    if (added != j.end() && !added->is_null()) {
+        if (!added->is_array()) throw InputError(path + ": added_tokens: expected an array");
+        size_t i = 0;
+        for (const auto& a : *added) {
+            const std::string where = path + ": added_tokens[" + std::to_string(i++) + "]";
+            if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer())
+                throw InputError(where + ".id: missing or not an integer");
+            add_added(*impl, added_from_json(a, a["id"].get<int64_t>(), where), where);
+        }
+    }
+    impl->finish(path);
+    return Tokenizer(impl);
+}
+
+Tokenizer Tokenizer::from_folder(const std::string& dir) {
+    const fs::path d(dir);
+    if (!fs::is_directory(d)) throw InputError(dir + ": not a directory");
+    const fs::path vocab = d / "vocab.json", merges = d / "merges.txt", config = d / "tokenizer_config.json",
+                   fast = d / "tokenizer.json";
+    // The released Qwen3-TTS folders carry the "slow" files; tokenizer.json is the fallback.
+    if (fs::exists(vocab) && fs::exists(merges))
+        return from_files(vocab.string(), merges.string(), fs::exists(config) ? config.string() : std::string());
+    if (fs::exists(fast)) return from_tokenizer_json(fast.string());
+    throw InputError(dir + ": no tokenizer found (expected vocab.json + merges.txt, or tokenizer.json)");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoding and decoding
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+    check_utf8(text);
+    const Impl& im = *impl_;
+    std::vector<int32_t> out;
+    out.reserve(text.size() / 3 + 8);
+    size_t seg = 0;  // start of the text not yet encoded
+    size_t i = 0;
+    while (i < text.size()) {
+        const auto& cands = im.added_by_first[static_cast<uint8_t>(text[i])];
+        const AddedToken* hit = nullptr;
+        for (const AddedToken* a : cands)
+            if (text.compare(i, a->content.size(), a->content) == 0) { hit = a; break; }
+        if (!hit) { ++i; continue; }
+        size_t start = i, end = i + hit->content.size();
+        // lstrip/rstrip: the token swallows the whitespace beside it.
+        if (hit->lstrip) {
+            while (start > seg) {
+                size_t k = start - 1;
+                while (k > seg && (static_cast<uint8_t>(text[k]) & 0xC0) == 0x80) --k;
+                if (!is_whitespace_cp(utf8::step(text, k).cp)) break;
+                start = k;
+            }
+        }
+        if (hit->rstrip) {
+            while (end < text.size()) {
+                utf8::Step st = utf8::step(text, end);
+                if (!is_whitespace_cp(st.cp)) break;
+                end += st.length;
+            }
+        }
+        im.encode_segment(text.substr(seg, start - seg), out);
+        out.push_back(hit->id);
+        seg = i = end;
+    }
+    im.encode_segment(text.substr(seg), out);
+    return out;
+}
+
+std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+    check_utf8(text);
+    std::vector<std::string> pieces;
+    const std::string normalized = impl_->nfc ? detail::nfc_valid(text) : std::string(text);
+    impl_->split(normalized, [&](std::string_view p) { pieces.emplace_back(p); });
+    return pieces;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
+    const Impl& im = *impl_;
+    std::string out, run;
+    for (int32_t id : ids) {
+        if (id < 0 || size_t(id) >= im.tokens.size() || im.tokens[size_t(id)].empty())
+            throw InputError("token id " + std::to_string(id) + " is not in the tokenizer's vocabulary");
+        if (im.is_added[size_t(id)]) {
+            // Like Hugging Face's slow decode: byte runs are decoded separately from added tokens.
+            utf8::append_lossy(out, run);
+            run.clear();
+            if (skip_special) {
+                auto it = std::find_if(im.added.begin(), im.added.end(), [&](const AddedToken& a) { return a.id == id; });
+                if (it != im.added.end() && it->special) continue;
+            }
+            out += im.tokens[size_t(id)];
+        } else {
+            run += im.token_bytes[size_t(id)];
+        }
+    }
+    utf8::append_lossy(out, run);
+    return out;
+}
+
+std::string Tokenizer::id_to_token(int32_t id) const {
+    if (id < 0 || size_t(id) >= impl_->tokens.size() || impl_->tokens[size_t(id)].empty())
+        throw InputError("token id " + std::to_string(id) + " is not in the tokenizer's vocabulary");
+    return impl_->tokens[size_t(id)];
+}
+
+std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
+    const std::string key(token);
+    if (auto it = impl_->added_by_content.find(key); it != impl_->added_by_content.end()) return it->second;
+    if (auto it = impl_->vocab.find(key); it != impl_->vocab.end()) return it->second;
+    return std::nullopt;
+}
+
+int32_t Tokenizer::added_token_id(std::string_view content) const {
+    auto it = impl_->added_by_content.find(std::string(content));
+    if (it == impl_->added_by_content.end())
+        throw InputError("the tokenizer has no added token \"" + std::string(content) + "\"");
+    return it->second;
+}
+
+int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->tokens.size()); }
+size_t Tokenizer::merge_count() const { return impl_->merge_count; }
+const std::vector<AddedToken>& Tokenizer::added_tokens() const { return impl_->added; }
+bool Tokenizer::normalizes_nfc() const { return impl_->nfc; }
+
+const std::string& byte_to_unicode(uint8_t b) { return byte_map().to_unicode[b]; }
+
+}  // namespace alexandria::text
