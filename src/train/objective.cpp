@@ -1,0 +1,167 @@
+#include "alexandria/train/objective.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "alexandria/io/error.h"
+
+namespace alexandria::train {
+
+namespace {
+
+torch::Tensor long_tensor(const std::vector<int64_t>& v, torch::Device device) {
+    return torch::tensor(v, torch::TensorOptions().dtype(torch::kInt64)).to(device);
+}
+
+}  // namespace
+
+torch::Tensor embed_layout(model::Talker& talker, const Layout& layout, const torch::Tensor& codes,
+                           const torch::Tensor& speaker) {
+    torch::NoGradGuard no_grad;
+    const auto& w = talker->model->codec_embedding->weight;
+    const torch::Device device = w.device();
+    const int64_t S = layout.length(), H = w.size(1);
+    std::vector<int64_t> text_rows, text_ids, codec_rows, codec_ids, frame_rows, frame_idx;
+    for (int64_t p = 0; p < S; ++p) {
+        const Row& r = layout.rows[p];
+        if (r.text >= 0) {
+            text_rows.push_back(p);
+            text_ids.push_back(r.text);
+        }
+        if (r.codec == Row::Codec::Id) {
+            codec_rows.push_back(p);
+            codec_ids.push_back(r.codec_id);
+        } else if (r.codec == Row::Codec::Frame) {
+            frame_rows.push_back(p);
+            frame_idx.push_back(r.frame);
+        }
+    }
+    // Rows are sums of a text-channel and a codec-channel vector; adding each part into zeros keeps every row's
+    // value exactly text + codec as train_lora.py computes it.
+    torch::Tensor E = torch::zeros({S, H}, w.options());
+    if (!text_rows.empty())
+        E.index_add_(0, long_tensor(text_rows, device), talker->text_embed(long_tensor(text_ids, device)).to(w.dtype()));
+    if (!codec_rows.empty())
+        E.index_add_(0, long_tensor(codec_rows, device), talker->codec_embed(long_tensor(codec_ids, device)));
+    if (!frame_rows.empty()) {
+        auto c = codes.to(device).index_select(0, long_tensor(frame_idx, device));
+        E.index_add_(0, long_tensor(frame_rows, device), talker->frame_embed(c));
+    }
+    if (layout.speaker_row >= 0) {
+        if (!speaker.defined() || speaker.numel() != H)
+            throw Error(fmt::format("speaker embedding has {} values, the talker is {} wide",
+                                    speaker.defined() ? speaker.numel() : 0, H));
+        E[layout.speaker_row].add_(speaker.reshape({H}).to(device, w.scalar_type()));
+    }
+    return E;
+}
+
+BatchLoss batch_loss(model::Talker& talker, const PromptContext& ctx, const std::vector<const Sample*>& batch,
+                     Objective chosen, double weight) {
+    if (batch.empty()) throw Error("batch_loss: empty batch");
+    const auto& w = talker->model->codec_embedding->weight;
+    const torch::Device device = w.device();
+    const int64_t B = static_cast<int64_t>(batch.size());
+
+    // Layouts: one per objective per sample (same rows, different targets).
+    std::vector<Layout> lay_alex, lay_align;
+    int64_t S = 0;
+    for (const Sample* s : batch) {
+        lay_alex.push_back(build_layout(ctx.ids, ctx.prefix, s->role, s->content, s->frames(), Objective::Alexandria));
+        lay_align.push_back(build_layout(ctx.ids, ctx.prefix, s->role, s->content, s->frames(), Objective::Aligned));
+        S = std::max(S, lay_alex.back().length());
+    }
+
+    // Inputs, right-padded with zero rows; the mask hides the padding from every real query.
+    std::vector<torch::Tensor> rows;
+    torch::Tensor mask;
+    {
+        torch::NoGradGuard ng;
+        for (int64_t b = 0; b < B; ++b) {
+            auto E = embed_layout(talker, lay_alex[b], batch[b]->codes, ctx.speaker);
+            if (E.size(0) < S) E = torch::cat({E, torch::zeros({S - E.size(0), E.size(1)}, E.options())}, 0);
+            rows.push_back(E);
+        }
+        if (B > 1) {
+            mask = torch::zeros({B, S}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+            for (int64_t b = 0; b < B; ++b) mask[b].narrow(0, 0, lay_alex[b].length()).fill_(1);
+        }
+    }
+    torch::Tensor inputs = torch::stack(rows, 0);
+    model::TalkerOutput out = talker->forward(inputs, nullptr, mask, {});
+
+    BatchLoss result;
+    result.samples.resize(B);
+    std::vector<torch::Tensor> chosen_totals;
+
+    // Code predictor: hidden that predicts each frame's code 0, all samples' frames in one call.
+    std::vector<int64_t> hb, hp;
+    std::vector<torch::Tensor> codes_all;
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t p : lay_alex[b].sub_hidden_positions) {
+            hb.push_back(b);
+            hp.push_back(p);
+        }
+        codes_all.push_back(batch[b]->codes);
+    }
+    auto hb_t = long_tensor(hb, device), hp_t = long_tensor(hp, device);
+    torch::Tensor sub_hidden = out.hidden.index({hb_t, hp_t});                  // [ΣN, H]
+    torch::Tensor codes_cat = torch::cat(codes_all, 0).to(device);             // [ΣN, 16]
+    torch::Tensor sub_logits = talker->code_predictor_logits(sub_hidden, codes_cat).to(torch::kFloat32);  // [ΣN,15,V]
+    torch::Tensor sub_logp = torch::log_softmax(sub_logits, -1);
+
+    for (Objective obj : {Objective::Alexandria, Objective::Aligned}) {
+        const auto& lays = obj == Objective::Aligned ? lay_align : lay_alex;
+        // Talker: gather the scored positions of every sample.
+        std::vector<int64_t> tb, tp, tt;
+        std::vector<int64_t> t_count(B, 0);
+        for (int64_t b = 0; b < B; ++b) {
+            auto code0 = batch[b]->codes.select(1, 0).contiguous();
+            const int64_t* c0 = code0.data_ptr<int64_t>();
+            for (const auto& t : lays[b].talker_targets) {
+                tb.push_back(b);
+                tp.push_back(t.position);
+                tt.push_back(t.frame >= 0 ? c0[t.frame] : t.target_id);
+                ++t_count[b];
+            }
+        }
+        torch::Tensor tl = out.logits.index({long_tensor(tb, device), long_tensor(tp, device)}).to(torch::kFloat32);
+        torch::Tensor ce = torch::nll_loss(torch::log_softmax(tl, -1), long_tensor(tt, device), {},
+                                           at::Reduction::None, kIgnoreIndex);
+        torch::Tensor talker_sum = torch::zeros({B}, ce.options()).index_add_(0, long_tensor(tb, device), ce);
+
+        // Sub-talker: the objective's (head, codebook) pairs on every frame.
+        const auto& pairs = lays[0].sub_pairs;
+        std::vector<int64_t> heads, books;
+        for (auto [k, cb] : pairs) {
+            heads.push_back(k);
+            books.push_back(cb);
+        }
+        auto heads_t = long_tensor(heads, device);
+        torch::Tensor lp = sub_logp.index_select(1, heads_t);                           // [ΣN, K, V]
+        torch::Tensor tgt = codes_cat.index_select(1, long_tensor(books, device));      // [ΣN, K]
+        torch::Tensor sce = -lp.gather(2, tgt.unsqueeze(2)).squeeze(2);                 // [ΣN, K]
+        torch::Tensor sub_sum = torch::zeros({B}, sce.options()).index_add_(0, hb_t, sce.sum(1));
+
+        std::vector<double> t_den(B), s_den(B);
+        for (int64_t b = 0; b < B; ++b) {
+            t_den[b] = double(t_count[b]);
+            s_den[b] = double(batch[b]->frames() * int64_t(pairs.size()));
+        }
+        torch::Tensor talker_mean = talker_sum / torch::tensor(t_den, ce.options());
+        torch::Tensor sub_mean = sub_sum / torch::tensor(s_den, ce.options());
+        torch::Tensor total = talker_mean + kSubLossWeight * sub_mean;  // [B]
+
+        auto tot_c = total.detach().cpu(), tal_c = talker_mean.detach().cpu(), sub_c = sub_mean.detach().cpu();
+        for (int64_t b = 0; b < B; ++b) {
+            ObjectiveLoss l{tot_c[b].item<double>(), tal_c[b].item<double>(), sub_c[b].item<double>()};
+            if (!std::isfinite(l.total) || !std::isfinite(l.talker) || !std::isfinite(l.sub)) result.finite = false;
+            (obj == Objective::Aligned ? result.samples[b].aligned : result.samples[b].alexandria) = l;
+        }
+        if (obj == chosen) result.backward_loss = total.sum() * weight;
+    }
+    return result;
+}
+
+}  // namespace alexandria::train
