@@ -21,7 +21,7 @@ CodecConfig tiny_codec_config() {
     auto& e = c.encoder;
     e.num_filters = 8;
     e.hidden_size = 32;
-    e.num_hidden_layers = 2;
+    e.num_hidden_layers = 8;
     e.num_attention_heads = 2;
     e.num_key_value_heads = 2;
     e.head_dim = 16;
@@ -34,7 +34,7 @@ CodecConfig tiny_codec_config() {
     d.decoder_dim = 48;
     d.hidden_size = 32;
     d.intermediate_size = 64;
-    d.num_hidden_layers = 2;
+    d.num_hidden_layers = 8;
     d.num_attention_heads = 2;
     d.num_key_value_heads = 2;
     d.head_dim = 16;
@@ -76,6 +76,32 @@ void fill(const std::string& name, torch::Tensor& t, at::Generator& gen) {
     }
 }
 
+// Random codebooks far from the features they quantize would map every frame to the same id. Place each
+// encoder codebook where its input actually lies (mean and spread of the residual it sees on a synthetic signal),
+// so random codecs give varied codes.
+void calibrate_encoder_codebooks(CodecModel& model) {
+    const int64_t n = kSampleRate;
+    auto t = torch::arange(n, torch::kFloat32) / double(kSampleRate);
+    auto wav = 0.2 * torch::sin(2 * M_PI * 220.0 * t) + 0.1 * torch::sin(2 * M_PI * 1234.0 * t * (1 + t));
+    auto& enc = model->encoder;
+    auto z = enc->downsample_25hz(enc->transform(enc->seanet(wav.view({1, 1, n}))));
+    auto gen = at::detail::createCPUGenerator(0x5eed);
+    for (auto* rvq : {&enc->quantizer->semantic_residual_vector_quantizer,
+                      &enc->quantizer->acoustic_residual_vector_quantizer}) {
+        auto r = (*rvq)->input_proj(z).transpose(1, 2).reshape({-1, (*rvq)->codebooks[0]->embed_sum.size(1)});
+        for (auto& cb : (*rvq)->codebooks) {
+            auto mean = r.mean(0, true);
+            double spread = std::max(1e-3, r.std().item<double>());
+            auto e = mean + spread * torch::randn(cb->embed_sum.sizes(), gen, torch::kFloat32);
+            cb->embed_sum.copy_(e * cb->cluster_usage.unsqueeze(1));
+            cb->invalidate();
+            auto idx = torch::cdist(r.unsqueeze(0), cb->embed().unsqueeze(0), 2.0).squeeze(0).argmin(-1);
+            r = r - torch::embedding(cb->embed(), idx);
+        }
+    }
+    model->invalidate_codebooks();
+}
+
 }  // namespace
 
 void write_random_codec(const std::string& dir, const std::string& preset, uint64_t seed) {
@@ -105,6 +131,8 @@ void write_random_codec(const std::string& dir, const std::string& preset, uint6
         if (ends_with(name, "embedding_sum")) base = name.substr(0, name.size() - std::string("embedding_sum").size());
         if (!base.empty()) t.mul_(by_name.at(base + "cluster_usage").unsqueeze(1));
     }
+
+    calibrate_encoder_codebooks(model);
 
     fs::create_directories(dir);
     const nlohmann::json pre = {{"chunk_length_s", nullptr},     {"feature_extractor_type", "EncodecFeatureExtractor"},

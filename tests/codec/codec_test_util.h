@@ -51,7 +51,7 @@ inline const alexandria::codec::Codec& tiny() {
 
 // Deterministic pseudo-speech: a few partials plus noise, amplitude ~0.3.
 inline std::vector<float> test_signal(int64_t n, uint32_t seed = 7) {
-    std::vector<float> x(size_t(n));
+    std::vector<float> x(static_cast<size_t>(n));
     uint32_t s = seed;
     for (int64_t i = 0; i < n; ++i) {
         s = s * 1664525u + 1013904223u;

@@ -10,10 +10,12 @@
 #include "alexandria/codec/codec.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
+#include "alexandria/io/safetensors.h"
 #include "codec_test_util.h"
 
 using namespace alexandria;
 using namespace alexandria::codec;
+namespace fs = std::filesystem;
 using Shape = std::vector<int64_t>;
 
 namespace {

@@ -88,7 +88,8 @@ int64_t validate_codes(const torch::Tensor& codes /*[T,16]*/, bool allow_padding
 
 // Writes a speech_tokenizer folder (config.json, preprocessor_config.json, model.safetensors) with random weights
 // in the real layout. preset "full": the real config; "tiny": the same structure (all names, 16 codebooks of 2048
-// ids, 1920 samples per frame) with small widths and 2 transformer layers. Deterministic for a seed.
+// ids, 1920 samples per frame, 8+8 transformer layers) with small widths. Encoder codebooks are placed where
+// their inputs lie on a synthetic signal, so random codecs give varied codes. Deterministic for a seed.
 void write_random_codec(const std::string& dir, const std::string& preset, uint64_t seed);
 // The tiny preset's config.
 CodecConfig tiny_codec_config();
