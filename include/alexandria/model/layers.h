@@ -1,0 +1,212 @@
+#pragma once
+// Building blocks of the Qwen3 decoders used by the talker and the code predictor (spec model-talker.md §3, §4):
+// a linear layer that can carry a LoRA branch, embeddings, RMSNorm, (multimodal) rotary embeddings, grouped-query
+// attention with per-head q/k norms, the SwiGLU MLP, one decoder layer, and a KV cache with static capacity.
+//
+// Every module registers its tensors under the checkpoint's names (`weight`, `bias`, `q_proj`, ...), and creates
+// them with BuildOptions (device, dtype), so the whole tree can be built on the `meta` device to count tensors and
+// parameters without allocating memory.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "alexandria/model/config.h"
+
+namespace alexandria::model {
+
+struct BuildOptions {
+    torch::Device device = torch::kCPU;
+    torch::Dtype dtype = torch::kFloat32;
+    // false: tensors are left uninitialised (torch::empty) because a checkpoint load overwrites them anyway.
+    // true: zeros (biases, linear/embedding weights) and ones (norm weights); call randomize_parameters() for a
+    // usable random network.
+    bool init = true;
+    torch::TensorOptions options() const { return torch::TensorOptions().device(device).dtype(dtype); }
+};
+
+// Fills every parameter of `module` with seeded random values, deterministically per (seed, parameter name):
+// weights of rank ≥ 2 ~ N(0, 1/fan_in) with fan_in = prod(shape[1:]); rank-1 `*.bias` ~ N(0, 0.02²);
+// other rank-1 tensors (norm weights) ~ 1 + N(0, 0.05²). Values are drawn in fp32 on the CPU, so the same seed
+// gives the same model on every device and in every dtype (up to the dtype's rounding).
+void randomize_parameters(torch::nn::Module& module, uint64_t seed, const std::string& prefix = "");
+// The value randomize_parameters() gives the tensor `name` of `shape` (fp32, CPU). Shared with the random
+// checkpoint writer so the file and an in-memory random model agree.
+torch::Tensor random_parameter(const std::string& name, torch::IntArrayRef shape, uint64_t seed);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Linear layer y = x Wᵀ (+ b), optionally with a LoRA branch (spec §7.4):
+//   y = W x + b + multiplier · (alpha / r) · B · A · dropout(x)
+// A [r, in] and B [out, r] are fp32 tensors that are NOT registered as parameters: the module tree stays exactly
+// the base checkpoint's key tree (strict loading, parameter counts), and the LoRA tensors are reached through
+// lora_A()/lora_B() or model-level helpers in lora.h. They follow the module across to(device) but keep fp32 (as
+// PEFT computes the branch in fp32 and adds it to the base output).
+class LoraLinearImpl : public torch::nn::Module {
+public:
+    LoraLinearImpl(int64_t in_features, int64_t out_features, bool bias, const BuildOptions& opts);
+    torch::Tensor forward(const torch::Tensor& x);
+
+    int64_t in_features() const { return in_; }
+    int64_t out_features() const { return out_; }
+    torch::Tensor weight, bias;
+
+    // Adds a fresh branch: A kaiming-uniform(a = √5) as PEFT (bound 1/√in, global torch RNG), B zeros.
+    // `scaling` is alpha/r (or alpha/√r with rsLoRA). Replaces any existing branch (unmerging first).
+    void attach_lora(int64_t r, double scaling, double dropout);
+    void detach_lora();
+    bool has_lora() const { return lora_A_.defined(); }
+    int64_t lora_rank() const { return has_lora() ? lora_A_.size(0) : 0; }
+    torch::Tensor& lora_A() { return lora_A_; }
+    torch::Tensor& lora_B() { return lora_B_; }
+    double lora_scaling() const { return scaling_; }
+    double lora_dropout() const { return dropout_; }
+    // Per-call strength (synthesis `--lora-scale`): the branch is multiplied by this; 1 = as trained, 0 = base.
+    // Changing it while merged re-merges with the new value.
+    void set_lora_multiplier(double m);
+    double lora_multiplier() const { return multiplier_; }
+    // W += multiplier · scaling · B A (computed in fp32, rounded to W's dtype); the branch is then skipped.
+    // unmerge() subtracts the same product, so W returns to its value up to the dtype's rounding.
+    void merge();
+    void unmerge();
+    bool merged() const { return merged_; }
+
+    void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+    void to(torch::Dtype dtype, bool non_blocking = false) override;
+    void to(torch::Device device, bool non_blocking = false) override;
+
+private:
+    torch::Tensor delta_weight() const;  // multiplier · scaling · B A, fp32
+    void move_lora(torch::Device device);
+    int64_t in_, out_;
+    torch::Tensor lora_A_, lora_B_;
+    double scaling_ = 0, dropout_ = 0, multiplier_ = 1;
+    bool merged_ = false;
+};
+TORCH_MODULE(LoraLinear);
+
+class EmbeddingImpl : public torch::nn::Module {
+public:
+    EmbeddingImpl(int64_t rows, int64_t dim, const BuildOptions& opts);
+    // ids: any shape of int64 → [..., dim]. Ids outside [0, rows) are an InputError (not a crash).
+    torch::Tensor forward(const torch::Tensor& ids);
+    torch::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+// RMSNorm as Qwen3: normalise in fp32, cast back to the input dtype, then multiply by `weight` (not 1 + w).
+class RMSNormImpl : public torch::nn::Module {
+public:
+    RMSNormImpl(int64_t dim, double eps, const BuildOptions& opts);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight;
+    double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rotary embeddings, rotate-half (NeoX) form, inv_freq[j] = 1/θ^(2j/head_dim) computed in fp32 as the reference.
+// With mrope_section (talker, [24, 20, 20] interleaved): frequency slot j takes its position from row
+// 1 (height) when j % 3 == 1 and j < 3·section[1], from row 2 (width) when j % 3 == 2 and j < 3·section[2],
+// else from row 0 (temporal). TTS always passes three equal rows, which makes it plain 1-D RoPE.
+class RotaryEmbedding {
+public:
+    RotaryEmbedding() = default;
+    explicit RotaryEmbedding(const DecoderConfig& cfg);
+    // positions: [B, T] (all rows equal) or [3, B, T] int64 → (cos, sin), each [B, T, head_dim] in `dtype`.
+    std::pair<torch::Tensor, torch::Tensor> cos_sin(const torch::Tensor& positions, torch::Dtype dtype) const;
+    int64_t head_dim() const { return head_dim_; }
+    // Row (0, 1, 2) each of the head_dim/2 frequency slots reads (all 0 without sections).
+    const std::vector<int64_t>& slot_rows() const { return slot_rows_; }
+
+private:
+    int64_t head_dim_ = 0;
+    double theta_ = 0;
+    bool multimodal_ = false;
+    std::vector<int64_t> slot_rows_;
+};
+
+// x [B, H, T, D], cos/sin [B, T, D] → x·cos + rotate_half(x)·sin
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Key/value cache for one decoder stack, allocated once for a sequence with a static capacity (no reallocation
+// per step). Keys are stored after RoPE. reset() empties it for reuse (the code predictor uses one per frame).
+class KVCache {
+public:
+    KVCache() = default;
+    KVCache(int64_t num_layers, int64_t batch, int64_t num_kv_heads, int64_t head_dim, int64_t capacity,
+            const torch::TensorOptions& opts);
+    bool defined() const { return !k_.empty(); }
+    int64_t length() const { return length_; }
+    int64_t capacity() const { return capacity_; }
+    int64_t batch() const { return batch_; }
+    int64_t num_layers() const { return static_cast<int64_t>(k_.size()); }
+    void reset();
+
+    // Used by the decoder stack: writes the new keys/values of `layer` at [length, length+T) and returns views
+    // of [0, length+T). commit(T) advances length once all layers have written.
+    std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& k, const torch::Tensor& v);
+    // Records which of the T new positions are real (1) or padding (0); [B, T] or undefined (= all real).
+    void set_key_mask(const torch::Tensor& attention_mask, int64_t T);
+    // [B, length+T] bool validity of the keys, or undefined when no padding was ever recorded.
+    torch::Tensor key_mask(int64_t T) const;
+    void commit(int64_t T);
+
+private:
+    std::vector<torch::Tensor> k_, v_;  // [B, kvH, capacity, D]
+    torch::Tensor valid_;               // [B, capacity] bool, allocated on the first padded call
+    int64_t length_ = 0, capacity_ = 0, batch_ = 0;
+};
+
+// Additive attention mask [B|1, 1, T, past+T] in `dtype` (0 = attend, lowest finite value = blocked): causal over
+// absolute positions past..past+T-1, combined with key validity [B, past+T] when defined. Undefined when nothing
+// is blocked (one new query and no padding).
+torch::Tensor attention_mask(int64_t T, int64_t past, const torch::Tensor& key_valid, torch::Dtype dtype,
+                             torch::Device device);
+
+// ---------------------------------------------------------------------------------------------------------------
+class AttentionImpl : public torch::nn::Module {
+public:
+    AttentionImpl(const DecoderConfig& cfg, const BuildOptions& opts);
+    // x [B, T, hidden]; cos/sin [B, T, head_dim]; mask as attention_mask(); cache may be null.
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                          const torch::Tensor& mask, KVCache* cache, int64_t layer_index);
+    LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    RMSNorm q_norm{nullptr}, k_norm{nullptr};
+
+private:
+    int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+public:
+    MlpImpl(int64_t hidden, int64_t intermediate, const BuildOptions& opts);
+    torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
+    LoraLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// Pre-norm Qwen3 block (spec §3.1).
+class DecoderLayerImpl : public torch::nn::Module {
+public:
+    DecoderLayerImpl(const DecoderConfig& cfg, const BuildOptions& opts);
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                          const torch::Tensor& mask, KVCache* cache = nullptr, int64_t layer_index = 0);
+    RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+    Attention self_attn{nullptr};
+    Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// Runs a stack of decoder layers and the final norm over `x` [B, T, hidden].
+// attention_mask: [B, T] (1 real, 0 padding) for the new positions, or undefined.
+// position_ids: [B, T] or [3, B, T]; undefined = cache length + 0..T-1 (0..T-1 without a cache).
+// Returns the normed final hidden states [B, T, hidden]; advances the cache by T.
+torch::Tensor run_decoder(const std::vector<DecoderLayer>& layers, RMSNorm& norm, const RotaryEmbedding& rope,
+                          const torch::Tensor& x, KVCache* cache, const torch::Tensor& attention_mask,
+                          const torch::Tensor& position_ids);
+
+}  // namespace alexandria::model
