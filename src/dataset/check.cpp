@@ -243,10 +243,11 @@ struct Checker {
             r.ref.path = ds.display(*path);
             std::error_code ec;
             const bool from_meta = source != kRefAudioFile;
-            const std::string file = from_meta ? meta : (ds.dir / kRefAudioFile).string();
+            const std::string file = from_meta ? meta : (fs::path(meta).parent_path() / kRefAudioFile).string();
             const int line = from_meta && !ds.entries.empty() ? ds.entries.front().line : 0;
-            const std::string where = from_meta ? fmt::format("{}:{}: field 'ref_audio': {}", meta, line, r.ref.path)
-                                                : r.ref.path;
+            const std::string where =
+                from_meta ? fmt::format("{}:{}: field 'ref_audio': {}", meta, line, r.ref.path)
+                          : (fs::path(meta).parent_path() / r.ref.path).string();
             if (!fs::exists(*path, ec)) {
                 add(Severity::Error, "missing-ref", file, line, from_meta ? "ref_audio" : "",
                     fmt::format("{}: reference audio not found", where));
@@ -276,7 +277,7 @@ struct Checker {
         }
         // ref_text.txt: Alexandria records it as the adapter's ref_sample_text, and synthesis uses it with
         // ref_sample.wav as the voice-clone prompt, so it must be the exact transcript.
-        const std::string ref_text_file = (ds.dir / kRefTextFile).string();
+        const std::string ref_text_file = (fs::path(meta).parent_path() / kRefTextFile).string();
         if (!ds.ref_text) {
             add(Severity::Warning, "missing-ref-text", kRefTextFile, 0, "",
                 "ref_text.txt missing: the first clip's text is recorded as the reference transcript (Alexandria's "
@@ -306,8 +307,8 @@ struct Checker {
             double minutes = r.usable_seconds / 60;
             if (minutes < kTargetMinutesLow)
                 add(Severity::Warning, "few-minutes", meta, 0, "",
-                    fmt::format("{:.1f} minutes of usable audio: below the seed's 15-30 minute target for a premium "
-                                "voice", minutes));
+                    fmt::format("{} of usable audio: below the seed's 15-30 minute target for a premium voice",
+                                fmt_seconds(r.usable_seconds)));
             else if (minutes > kTargetMinutesHigh)
                 add(Severity::Note, "many-minutes", meta, 0, "",
                     fmt::format("{:.1f} minutes of usable audio: above the seed's 15-30 minute target (fine; the "

@@ -25,7 +25,7 @@ namespace alexandria::dataset {
 constexpr double kDefaultMaxSeconds = 30.0;   // Alexandria's --max_audio_seconds
 constexpr double kMinClipSeconds = 0.16;      // two codec frames (80 ms each)
 constexpr double kClippingWarnFraction = 0.001;
-constexpr int kShortUtteranceWords = 3;       // "Oh!", "Hmm.", "Right." and the like
+constexpr int kShortUtteranceWords = 2;       // "Oh!", "Hmm.", "Right." and the like
 constexpr double kTargetMinutesLow = 15, kTargetMinutesHigh = 30;
 
 struct CheckOptions {
