@@ -46,7 +46,11 @@ speak() {  # speak TEXT OUT.wav
         silence 1 0.01 0.1% reverse silence 1 0.01 0.1% reverse pad 0.05 0.05 rate -v 24000
 }
 
-json_escape() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1], ensure_ascii=False))' "$1"; }
+json_escape() {  # a JSON string literal for plain text (quotes and backslashes escaped; no control characters)
+    local s=${1//\\/\\\\}
+    s=${s//\"/\\\"}
+    printf '"%s"' "$s"
+}
 
 : > "$stage/metadata.jsonl"
 for i in "${!texts[@]}"; do
