@@ -62,46 +62,220 @@ const ByteMap& byte_map() {
     return m;
 }
 
-// The vocabulary file streamed straight into the id tables (no DOM: the real file has 151,643 entries).
-struct VocabSax : nlohmann::json::json_sax_t {
-    std::unordered_map<std::string, int32_t>& map;
-    std::string path;
-    int depth = 0;
-    std::string current;  // the key whose value comes next
-    explicit VocabSax(std::unordered_map<std::string, int32_t>& m, std::string p) : map(m), path(std::move(p)) {}
-    [[noreturn]] void bad(const std::string& why) { throw InputError(path + ": " + why); }
-    bool null() override { bad("value of \"" + current + "\" is null, expected an id"); }
-    bool boolean(bool) override { bad("value of \"" + current + "\" is a boolean, expected an id"); }
-    bool number_integer(number_integer_t v) override { return id(v); }
-    bool number_unsigned(number_unsigned_t v) override { return id(static_cast<int64_t>(v)); }
-    bool number_float(number_float_t, const string_t&) override { bad("id of \"" + current + "\" is not an integer"); }
-    bool string(string_t&) override { bad("value of \"" + current + "\" is a string, expected an id"); }
-    bool binary(binary_t&) override { bad("unexpected binary value"); }
-    bool start_object(std::size_t) override {
-        if (++depth > 1) bad("value of \"" + current + "\" is an object, expected an id");
-        return true;
+// string → id, open addressing over one arena of key bytes (the real vocabulary has 151,643 entries; a node
+// per entry made loading several times slower).
+class TokenTable {
+public:
+    void reserve(size_t n) {
+        size_t cap = 16;
+        while (cap < n * 2) cap <<= 1;
+        if (cap > slots_.size()) rehash(cap);
+        arena_.reserve(n * 8);
     }
-    bool end_object() override { --depth; return true; }
-    bool start_array(std::size_t) override { bad(depth ? "value of \"" + current + "\" is an array" : "expected an object"); }
-    bool end_array() override { return true; }
-    bool key(string_t& k) override { current = std::move(k); return true; }
-    bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) override {
-        bad("not valid JSON near byte " + std::to_string(pos) + " (" + e.what() + ")");
+    const int32_t* find(std::string_view key) const {
+        if (slots_.empty()) return nullptr;
+        const uint64_t h = hash(key);
+        for (size_t i = size_t(h) & mask_;; i = (i + 1) & mask_) {
+            const Slot& s = slots_[i];
+            if (s.value < 0) return nullptr;
+            if (s.hash == uint32_t(h) && s.len == key.size() && std::memcmp(arena_.data() + s.off, key.data(), s.len) == 0)
+                return &s.value;
+        }
     }
-    bool id(int64_t v) {
-        if (depth != 1) bad("expected an object of token → id");
-        if (v < 0 || v > 0x7FFFFFF) bad("id " + std::to_string(v) + " of \"" + current + "\" is out of range");
-        map[current] = static_cast<int32_t>(v);
-        return true;
+    // Inserts or overwrites; returns the key's offset in the arena.
+    uint32_t insert(std::string_view key, int32_t value) {
+        if ((count_ + 1) * 2 > slots_.size()) rehash(std::max<size_t>(16, slots_.size() * 2));
+        const uint64_t h = hash(key);
+        for (size_t i = size_t(h) & mask_;; i = (i + 1) & mask_) {
+            Slot& s = slots_[i];
+            if (s.value < 0) {
+                s = Slot{uint32_t(arena_.size()), uint32_t(key.size()), value, uint32_t(h)};
+                arena_.append(key.data(), key.size());
+                ++count_;
+                return s.off;
+            }
+            if (s.hash == uint32_t(h) && s.len == key.size() && std::memcmp(arena_.data() + s.off, key.data(), s.len) == 0) {
+                s.value = value;
+                return s.off;
+            }
+        }
     }
+    size_t size() const { return count_; }
+    std::string_view key_at(uint32_t off, uint32_t len) const { return std::string_view(arena_.data() + off, len); }
+    template <typename F>
+    void for_each(F&& f) const {
+        for (const Slot& s : slots_)
+            if (s.value >= 0) f(std::string_view(arena_.data() + s.off, s.len), s.value, s.off);
+    }
+
+private:
+    struct Slot {
+        uint32_t off, len;
+        int32_t value;  // -1: empty
+        uint32_t hash;
+    };
+    static uint64_t hash(std::string_view k) {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a, then a final mix for the low bits
+        for (unsigned char c : k) h = (h ^ c) * 1099511628211ull;
+        return h ^ (h >> 29);
+    }
+    void rehash(size_t cap) {
+        std::vector<Slot> old = std::move(slots_);
+        slots_.assign(cap, Slot{0, 0, -1, 0});
+        mask_ = cap - 1;
+        for (const Slot& s : old) {
+            if (s.value < 0) continue;
+            const uint64_t h = hash(std::string_view(arena_.data() + s.off, s.len));
+            size_t i = size_t(h) & mask_;
+            while (slots_[i].value >= 0) i = (i + 1) & mask_;
+            slots_[i] = s;
+        }
+    }
+    std::string arena_;
+    std::vector<Slot> slots_;
+    size_t mask_ = 0, count_ = 0;
 };
 
-struct Merge {
-    int32_t rank;
-    int32_t id;
-};
+// A flat JSON object of string → non-negative integer, parsed directly (vocab.json is 2.7 MB).
+void parse_vocab_json(const std::string& text, const std::string& path, TokenTable& out) {
+    size_t i = 0;
+    const size_t n = text.size();
+    const auto fail = [&](const std::string& why) -> void {
+        throw InputError(path + ": " + why + " at byte " + std::to_string(i));
+    };
+    const auto ws = [&] {
+        while (i < n && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) ++i;
+    };
+    const auto hex4 = [&](size_t at) -> uint32_t {
+        if (at + 4 > n) fail("truncated \\u escape");
+        uint32_t v = 0;
+        for (size_t k = at; k < at + 4; ++k) {
+            const char c = text[k];
+            v <<= 4;
+            if (c >= '0' && c <= '9') v |= uint32_t(c - '0');
+            else if (c >= 'a' && c <= 'f') v |= uint32_t(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F') v |= uint32_t(c - 'A' + 10);
+            else fail("bad \\u escape");
+        }
+        return v;
+    };
+    if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
+    ws();
+    if (i >= n || text[i] != '{') fail("expected a JSON object of token → id");
+    ++i;
+    ws();
+    if (i < n && text[i] == '}') { ++i; ws(); if (i != n) fail("unexpected text after the object"); return; }
+    std::string key;
+    for (;;) {
+        ws();
+        if (i >= n || text[i] != '"') fail("expected a quoted token");
+        ++i;
+        key.clear();
+        for (;;) {
+            if (i >= n) fail("unterminated string");
+            const char c = text[i];
+            if (c == '"') { ++i; break; }
+            if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
+            if (c != '\\') { key.push_back(c); ++i; continue; }
+            if (i + 1 >= n) fail("unterminated escape");
+            const char e = text[i + 1];
+            i += 2;
+            switch (e) {
+                case '"': key.push_back('"'); break;
+                case '\\': key.push_back('\\'); break;
+                case '/': key.push_back('/'); break;
+                case 'b': key.push_back('\b'); break;
+                case 'f': key.push_back('\f'); break;
+                case 'n': key.push_back('\n'); break;
+                case 'r': key.push_back('\r'); break;
+                case 't': key.push_back('\t'); break;
+                case 'u': {
+                    uint32_t cp = hex4(i);
+                    i += 4;
+                    if (cp >= 0xD800 && cp <= 0xDBFF) {
+                        if (i + 6 > n || text[i] != '\\' || text[i + 1] != 'u') fail("unpaired surrogate escape");
+                        const uint32_t lo = hex4(i + 2);
+                        if (lo < 0xDC00 || lo > 0xDFFF) fail("unpaired surrogate escape");
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        i += 6;
+                    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                        fail("unpaired surrogate escape");
+                    }
+                    utf8::append(key, cp);
+                    break;
+                }
+                default: fail("bad escape");
+            }
+        }
+        ws();
+        if (i >= n || text[i] != ':') fail("expected ':'");
+        ++i;
+        ws();
+        if (i >= n || text[i] < '0' || text[i] > '9') fail("the id of \"" + key + "\" is not a non-negative integer");
+        int64_t v = 0;
+        while (i < n && text[i] >= '0' && text[i] <= '9') {
+            v = v * 10 + (text[i++] - '0');
+            if (v > 0x7FFFFFF) fail("the id of \"" + key + "\" is out of range");
+        }
+        if (i < n && (text[i] == '.' || text[i] == 'e' || text[i] == 'E')) fail("the id of \"" + key + "\" is not an integer");
+        out.insert(key, int32_t(v));
+        ws();
+        if (i < n && text[i] == ',') { ++i; continue; }
+        if (i < n && text[i] == '}') { ++i; break; }
+        fail("expected ',' or '}'");
+    }
+    ws();
+    if (i != n) fail("unexpected text after the object");
+}
 
-inline uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+// (left id, right id) → rank and merged id, open addressing.
+class MergeTable {
+public:
+    struct Entry {
+        uint64_t key;  // kEmpty when unused
+        int32_t rank;
+        int32_t id;
+    };
+    static constexpr uint64_t kEmpty = ~uint64_t(0);
+    void reserve(size_t n) {
+        size_t cap = 16;
+        while (cap < n * 2) cap <<= 1;
+        if (cap > slots_.size()) rehash(cap);
+    }
+    const Entry* find(int32_t a, int32_t b) const {
+        const uint64_t key = (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
+        for (size_t i = slot(key);; i = (i + 1) & mask_) {
+            const Entry& e = slots_[i];
+            if (e.key == key) return &e;
+            if (e.key == kEmpty) return nullptr;
+        }
+    }
+    void insert(int32_t a, int32_t b, int32_t rank, int32_t id) {
+        if ((count_ + 1) * 2 > slots_.size()) rehash(std::max<size_t>(16, slots_.size() * 2));
+        const uint64_t key = (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
+        for (size_t i = slot(key);; i = (i + 1) & mask_) {
+            Entry& e = slots_[i];
+            if (e.key == key) { e.rank = rank; e.id = id; return; }
+            if (e.key == kEmpty) { e = Entry{key, rank, id}; ++count_; return; }
+        }
+    }
+
+private:
+    size_t slot(uint64_t key) const { return size_t((key * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
+    void rehash(size_t cap) {
+        std::vector<Entry> old = std::move(slots_);
+        slots_.assign(cap, Entry{kEmpty, 0, 0});
+        mask_ = cap - 1;
+        for (const Entry& e : old) {
+            if (e.key == kEmpty) continue;
+            size_t i = slot(e.key);
+            while (slots_[i].key != kEmpty) i = (i + 1) & mask_;
+            slots_[i] = e;
+        }
+    }
+    std::vector<Entry> slots_ = std::vector<Entry>(16, Entry{kEmpty, 0, 0});
+    size_t mask_ = 15, count_ = 0;
+};
 
 bool is_whitespace_cp(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -111,11 +285,11 @@ bool is_whitespace_cp(uint32_t c) {
 }  // namespace
 
 struct Tokenizer::Impl {
-    std::unordered_map<std::string, int32_t> vocab;      // byte-level token → id
+    TokenTable vocab;                                    // byte-level token → id
     std::vector<std::string> tokens;                     // id → token string ("" for gaps)
     std::vector<std::string> token_bytes;                // id → the bytes it stands for (vocab ids)
     std::vector<uint8_t> is_added;                       // id → 1 for added tokens
-    std::unordered_map<uint64_t, Merge> merges;          // (left id, right id) → rank, merged id
+    MergeTable merges;                                   // (left id, right id) → rank, merged id
     size_t merge_count = 0;
     int32_t byte_ids[256];
     std::vector<AddedToken> added;
@@ -136,7 +310,9 @@ struct Tokenizer::Impl {
     }
 
     void finish(const std::string& source);
-    void add_merge(const std::string& left, const std::string& right, const std::string& where);
+    // Adds the next merge; "" when fine, else what is wrong (the caller adds where).
+    std::string add_merge(std::string_view left, std::string_view right);
+    std::string merge_buf;
     void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
     void bpe(std::string_view piece, std::vector<int32_t>& out) const;
     void bpe_uncached(std::string_view piece, std::vector<int32_t>& out) const;
@@ -144,34 +320,37 @@ struct Tokenizer::Impl {
     void split(std::string_view normalized, F&& on_piece) const;
 };
 
-void Tokenizer::Impl::add_merge(const std::string& left, const std::string& right, const std::string& where) {
-    auto a = vocab.find(left), b = vocab.find(right), c = vocab.find(left + right);
-    if (a == vocab.end()) throw InputError(where + ": token \"" + left + "\" is not in the vocabulary");
-    if (b == vocab.end()) throw InputError(where + ": token \"" + right + "\" is not in the vocabulary");
-    if (c == vocab.end()) throw InputError(where + ": merged token \"" + left + right + "\" is not in the vocabulary");
+std::string Tokenizer::Impl::add_merge(std::string_view left, std::string_view right) {
+    merge_buf.assign(left);
+    merge_buf.append(right);
+    const int32_t *a = vocab.find(left), *b = vocab.find(right), *c = vocab.find(merge_buf);
+    if (!a) return "token \"" + std::string(left) + "\" is not in the vocabulary";
+    if (!b) return "token \"" + std::string(right) + "\" is not in the vocabulary";
+    if (!c) return "merged token \"" + merge_buf + "\" is not in the vocabulary";
     // A repeated pair keeps its last rank, as Hugging Face's rank table (a dict built in order) does.
-    merges[pair_key(a->second, b->second)] = Merge{static_cast<int32_t>(merge_count), c->second};
+    merges.insert(*a, *b, static_cast<int32_t>(merge_count), *c);
     ++merge_count;
+    return std::string();
 }
 
 void Tokenizer::Impl::finish(const std::string& source) {
     const ByteMap& bm = byte_map();
     for (int b = 0; b < 256; ++b) {
-        auto it = vocab.find(bm.to_unicode[b]);
-        if (it == vocab.end()) {
+        const int32_t* it = vocab.find(bm.to_unicode[b]);
+        if (!it) {
             char hex[8];
             std::snprintf(hex, sizeof hex, "0x%02X", b);
             throw InputError(source + ": the vocabulary lacks the byte-level token for byte " + hex);
         }
-        byte_ids[b] = it->second;
+        byte_ids[b] = *it;
     }
     int32_t max_id = -1;
-    for (auto& [tok, id] : vocab) max_id = std::max(max_id, id);
+    vocab.for_each([&](std::string_view, int32_t id, uint32_t) { max_id = std::max(max_id, id); });
     for (auto& a : added) max_id = std::max(max_id, a.id);
     tokens.assign(size_t(max_id + 1), std::string());
     token_bytes.assign(size_t(max_id + 1), std::string());
     is_added.assign(size_t(max_id + 1), 0);
-    for (auto& [tok, id] : vocab) {
+    vocab.for_each([&](std::string_view tok, int32_t id, uint32_t) {
         tokens[size_t(id)] = tok;
         std::string& bytes = token_bytes[size_t(id)];
         for (size_t i = 0; i < tok.size();) {
@@ -183,7 +362,7 @@ void Tokenizer::Impl::finish(const std::string& source) {
             }
             i += st.length;
         }
-    }
+    });
     std::sort(added.begin(), added.end(), [](const AddedToken& x, const AddedToken& y) { return x.id < y.id; });
     for (auto& a : added) {
         if (a.content.empty()) throw InputError(source + ": added token " + std::to_string(a.id) + " is empty");
@@ -292,9 +471,9 @@ void Tokenizer::Impl::bpe_uncached(std::string_view piece, std::vector<int32_t>&
         if (i < 0) return;
         const int32_t j = sym[size_t(i)].next;
         if (j < 0) return;
-        auto it = merges.find(pair_key(sym[size_t(i)].id, sym[size_t(j)].id));
-        if (it == merges.end()) return;
-        heap.push_back(Candidate{it->second.rank, i, sym[size_t(i)].id, sym[size_t(j)].id, it->second.id});
+        const MergeTable::Entry* m = merges.find(sym[size_t(i)].id, sym[size_t(j)].id);
+        if (!m) return;
+        heap.push_back(Candidate{m->rank, i, sym[size_t(i)].id, sym[size_t(j)].id, m->id});
         std::push_heap(heap.begin(), heap.end(), later);
     };
     for (size_t i = 0; i + 1 < n; ++i) consider(int32_t(i));
@@ -395,8 +574,8 @@ void add_added(Tokenizer::Impl& impl, AddedToken t, const std::string& where) {
     }
     // Hugging Face lets an added token reuse a vocabulary id (same string); a different string there would
     // make decode ambiguous.
-    if (auto it = impl.vocab.find(t.content); it != impl.vocab.end() && it->second != t.id)
-        throw InputError(where + ": \"" + t.content + "\" is already vocabulary id " + std::to_string(it->second));
+    if (const int32_t* v = impl.vocab.find(t.content); v && *v != t.id)
+        throw InputError(where + ": \"" + t.content + "\" is already vocabulary id " + std::to_string(*v));
     impl.added.push_back(std::move(t));
 }
 
@@ -440,16 +619,15 @@ Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string
     auto impl = std::make_shared<Impl>();
     {
         const std::string text = read_or_throw(vocab_json);
-        impl->vocab.reserve(200000);
-        VocabSax sax(impl->vocab, vocab_json);
-        nlohmann::json::sax_parse(text, &sax);
-        if (impl->vocab.empty()) throw InputError(vocab_json + ": the vocabulary is empty");
+        check_utf8(text, vocab_json);
+        impl->vocab.reserve(text.size() / 16);
+        parse_vocab_json(text, vocab_json, impl->vocab);
+        if (impl->vocab.size() == 0) throw InputError(vocab_json + ": the vocabulary is empty");
     }
     {
         const std::string text = read_or_throw(merges_txt);
-        impl->merges.reserve(200000);
+        impl->merges.reserve(text.size() / 10);
         size_t line_no = 0, pos = 0;
-        std::string left, right;
         while (pos < text.size()) {
             size_t end = text.find('\n', pos);
             if (end == std::string::npos) end = text.size();
@@ -464,9 +642,8 @@ Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string
             const size_t sp = line.find(' ');
             if (sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
                 throw InputError(merges_txt + ":" + std::to_string(line_no) + ": expected two tokens separated by one space");
-            left.assign(line.substr(0, sp));
-            right.assign(line.substr(sp + 1));
-            impl->add_merge(left, right, merges_txt + ":" + std::to_string(line_no));
+            const std::string bad = impl->add_merge(line.substr(0, sp), line.substr(sp + 1));
+            if (!bad.empty()) throw InputError(merges_txt + ":" + std::to_string(line_no) + ": " + bad);
         }
     }
     if (!config_json.empty()) {
@@ -531,24 +708,26 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
     for (auto it = vocab->begin(); it != vocab->end(); ++it) {
         if (!it->is_number_integer() || it->get<int64_t>() < 0)
             throw InputError(path + ": model.vocab.\"" + it.key() + "\": expected a non-negative integer id");
-        impl->vocab[it.key()] = it->get<int32_t>();
+        impl->vocab.insert(it.key(), it->get<int32_t>());
     }
     auto merges = model->find("merges");
     if (merges == model->end() || !merges->is_array()) throw InputError(path + ": model.merges: missing");
     impl->merges.reserve(merges->size() + 16);
     size_t index = 0;
     for (const auto& m : *merges) {
-        const std::string where = path + ": model.merges[" + std::to_string(index++) + "]";
+        const auto where_of = [&, at = index++] { return path + ": model.merges[" + std::to_string(at) + "]"; };
         if (m.is_string()) {
             const std::string s = m.get<std::string>();
             const size_t sp = s.find(' ');
             if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-                throw InputError(where + ": expected \"left right\"");
-            impl->add_merge(s.substr(0, sp), s.substr(sp + 1), where);
+                throw InputError(where_of() + ": expected \"left right\"");
+            const std::string bad = impl->add_merge(std::string_view(s).substr(0, sp), std::string_view(s).substr(sp + 1));
+            if (!bad.empty()) throw InputError(where_of() + ": " + bad);
         } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-            impl->add_merge(m[0].get<std::string>(), m[1].get<std::string>(), where);
+            const std::string bad = impl->add_merge(m[0].get<std::string>(), m[1].get<std::string>());
+            if (!bad.empty()) throw InputError(where_of() + ": " + bad);
         } else {
-            throw InputError(where + ": expected \"left right\" or [left, right]");
+            throw InputError(where_of() + ": expected \"left right\" or [left, right]");
         }
     }
     auto added = j.find("added_tokens");
@@ -659,7 +838,7 @@ std::string Tokenizer::id_to_token(int32_t id) const {
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
     const std::string key(token);
     if (auto it = impl_->added_by_content.find(key); it != impl_->added_by_content.end()) return it->second;
-    if (auto it = impl_->vocab.find(key); it != impl_->vocab.end()) return it->second;
+    if (const int32_t* v = impl_->vocab.find(key)) return *v;
     return std::nullopt;
 }
 
