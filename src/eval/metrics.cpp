@@ -1,0 +1,168 @@
+#include "alexandria/eval/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace alexandria::eval {
+
+namespace {
+
+// Decodes one UTF-8 code point at s[i], advancing i; invalid bytes count as one code point each (they are text the
+// user wrote; whether they are "spoken" does not matter for a rate).
+uint32_t next_code_point(const std::string& s, size_t& i) {
+    auto b = static_cast<unsigned char>(s[i]);
+    int len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) {
+        ++i;
+        return 0xFFFD;
+    }
+    uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+    for (int k = 1; k < len; ++k) {
+        auto c = static_cast<unsigned char>(s[i + k]);
+        if ((c & 0xC0) != 0x80) {
+            ++i;
+            return 0xFFFD;
+        }
+        cp = (cp << 6) | (c & 0x3F);
+    }
+    i += len;
+    return cp;
+}
+
+bool is_space(uint32_t cp) {
+    return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000 || cp == 0xFEFF;
+}
+
+bool is_punct(uint32_t cp) {
+    if (cp < 0x80) return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) ||
+                          (cp >= 0x7B && cp <= 0x7E);
+    if (cp == 0xA1 || cp == 0xAB || cp == 0xB7 || cp == 0xBB || cp == 0xBF) return true;
+    if (cp >= 0x2000 && cp <= 0x206F) return true;
+    if (cp >= 0x3000 && cp <= 0x303F) return true;
+    if (cp >= 0xFF01 && cp <= 0xFF0F) return true;
+    if ((cp >= 0xFF1A && cp <= 0xFF20) || (cp >= 0xFF3B && cp <= 0xFF40) || (cp >= 0xFF5B && cp <= 0xFF65))
+        return true;
+    return false;
+}
+
+double ratio_or_nan(double a, double b) { return (b > 0 && std::isfinite(a) && std::isfinite(b)) ? a / b : kNaN; }
+
+}  // namespace
+
+int64_t spoken_characters(const std::string& utf8) {
+    int64_t n = 0;
+    size_t i = 0;
+    while (i < utf8.size()) {
+        uint32_t cp = next_code_point(utf8, i);
+        if (!is_space(cp) && !is_punct(cp)) ++n;
+    }
+    return n;
+}
+
+double speech_seconds(const io::AudioStats& s) {
+    if (s.silent()) return 0.0;
+    return std::max(0.0, s.seconds - s.leading_silence - s.trailing_silence);
+}
+
+double speaking_rate(int64_t characters, double speech_seconds) {
+    if (!(speech_seconds > 0) || characters <= 0) return kNaN;
+    return static_cast<double>(characters) / speech_seconds;
+}
+
+double speaking_rate(const std::string& text, double seconds) { return speaking_rate(spoken_characters(text), seconds); }
+
+PooledRate pooled_rate(const std::vector<RateSample>& samples) {
+    PooledRate r;
+    for (const auto& s : samples) {
+        if (!(s.speech_seconds > 0) || s.characters <= 0) continue;
+        r.characters += s.characters;
+        r.speech_seconds += s.speech_seconds;
+        ++r.clips;
+    }
+    r.chars_per_second = ratio_or_nan(static_cast<double>(r.characters), r.speech_seconds);
+    return r;
+}
+
+double cosine_similarity(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.empty() || a.size() != b.size()) return kNaN;
+    double dot = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        dot += double(a[i]) * double(b[i]);
+        na += double(a[i]) * double(a[i]);
+        nb += double(b[i]) * double(b[i]);
+    }
+    if (!(na > 0) || !(nb > 0)) return kNaN;
+    // Rounding can push identical vectors a hair past 1.
+    return std::clamp(dot / std::sqrt(na * nb), -1.0, 1.0);
+}
+
+bool is_clipped(const io::AudioStats& s) { return s.clipped_fraction > kMaxClippedFraction; }
+
+DurationCheck duration_check(int64_t characters, double speech, double dataset_rate) {
+    DurationCheck d;
+    if (characters <= 0 || !(dataset_rate > 0) || !std::isfinite(dataset_rate)) return d;
+    d.expected_seconds = static_cast<double>(characters) / dataset_rate;
+    d.ratio = speech / d.expected_seconds;
+    const bool off_ratio = d.ratio < kDurationRatioLow || d.ratio > kDurationRatioHigh;
+    d.outlier = off_ratio && std::abs(speech - d.expected_seconds) > kDurationSlackSeconds;
+    return d;
+}
+
+void measure_audio(OutputCheck& c, const io::AudioStats& st, double dataset_rate) {
+    c.seconds = st.seconds;
+    c.peak = st.peak;
+    c.rms = st.rms;
+    c.clipped_fraction = st.clipped_fraction;
+    c.silent = st.silent();
+    c.clipped = is_clipped(st);
+    c.speech_seconds = speech_seconds(st);
+    c.rate = speaking_rate(c.characters, c.speech_seconds);
+    c.duration = duration_check(c.characters, c.speech_seconds, dataset_rate);
+}
+
+GenerationSummary summarize(const std::vector<OutputCheck>& outputs, double dataset_rate) {
+    GenerationSummary g;
+    std::vector<RateSample> rates;
+    double sim_sum = 0;
+    for (const auto& o : outputs) {
+        ++g.outputs;
+        g.compute_seconds += o.compute_seconds;
+        if (o.failed) {
+            ++g.failed;
+            continue;
+        }
+        g.audio_seconds += o.seconds;
+        (o.hit_cap ? g.runaway : g.eos)++;
+        if (o.kind == "short") {
+            ++g.short_outputs;
+            if (o.hit_cap) ++g.short_runaway;
+        } else {
+            ++g.long_outputs;
+            if (o.hit_cap) ++g.long_runaway;
+        }
+        if (o.silent) ++g.silent;
+        if (o.clipped) ++g.clipped;
+        if (o.duration.outlier) ++g.duration_outliers;
+        if (!o.hit_cap && !o.silent) rates.push_back({o.characters, o.speech_seconds});
+        if (o.similarity && std::isfinite(*o.similarity)) {
+            double s = *o.similarity;
+            sim_sum += s;
+            g.similarity_min = g.similarity_count == 0 ? s : std::min(g.similarity_min, s);
+            g.similarity_max = g.similarity_count == 0 ? s : std::max(g.similarity_max, s);
+            ++g.similarity_count;
+        }
+    }
+    const int done = g.eos + g.runaway;
+    g.eos_rate = done > 0 ? double(g.eos) / done : kNaN;
+    g.runaway_rate = done > 0 ? double(g.runaway) / done : kNaN;
+    g.short_runaway_rate = g.short_outputs > 0 ? double(g.short_runaway) / g.short_outputs : kNaN;
+    g.long_runaway_rate = g.long_outputs > 0 ? double(g.long_runaway) / g.long_outputs : kNaN;
+    g.rate = pooled_rate(rates);
+    g.rate_ratio = ratio_or_nan(g.rate.chars_per_second, dataset_rate);
+    if (g.similarity_count > 0) g.similarity_mean = sim_sum / g.similarity_count;
+    return g;
+}
+
+}  // namespace alexandria::eval
