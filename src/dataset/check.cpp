@@ -100,6 +100,13 @@ struct Checker {
         r.problems.push_back(Problem{s, std::move(code), std::move(file), line, std::move(field), std::move(msg)});
     }
 
+    void tally(const Clip& c) {
+        ++r.sample_rates[c.sample_rate];
+        ++r.channel_counts[c.channels];
+        for (auto& b : r.histogram)
+            if (c.stats.seconds >= b.low && c.stats.seconds < b.high) ++b.count;
+    }
+
     void skip(Clip& c, Severity s, const std::string& code, const std::string& reason, const char* field) {
         std::string msg = fmt::format("{}:{}: field '{}': {}: {} (training skips this line)", meta, c.line, field,
                                       c.audio, reason);
@@ -140,6 +147,11 @@ struct Checker {
             ++r.undecodable;
             return;
         }
+        if (!fs::is_regular_file(st)) {  // a pipe would block the decoder forever
+            skip(c, Severity::Warning, "undecodable", "not a regular file (a pipe, socket or device)", field);
+            ++r.undecodable;
+            return;
+        }
         c.found = true;
         if (auto t = wav_truncation(c.path)) {
             skip(c, Severity::Warning, "truncated", *t + "; the audio no longer matches its text", field);
@@ -151,6 +163,18 @@ struct Checker {
             c.sample_rate = info.sample_rate;
             c.channels = info.channels;
             c.format = info.format;
+            // Over-long clips are skipped on the header alone: no need to decode an hour of audio to say so.
+            double probed = info.sample_rate > 0 ? double(info.frames) / info.sample_rate : 0;
+            if (probed > opt.max_seconds && c.skip_code.empty()) {
+                c.stats.seconds = probed;
+                tally(c);
+                ++r.over_max;
+                skip(c, Severity::Warning, "too-long",
+                     fmt::format("{} long, over the {:g} s limit (--max-seconds)", fmt_seconds(probed),
+                                 opt.max_seconds),
+                     field);
+                return;
+            }
             audio = io::read_audio(c.path.string());
         } catch (const InputError& err) {
             std::string msg = strip_path_prefix(err.what(), c.path.string());
@@ -166,10 +190,7 @@ struct Checker {
         }
         c.decoded = true;
         c.stats = io::audio_stats(audio);
-        ++r.sample_rates[c.sample_rate];
-        ++r.channel_counts[c.channels];
-        for (auto& b : r.histogram)
-            if (c.stats.seconds >= b.low && c.stats.seconds < b.high) ++b.count;
+        tally(c);
         if (!c.skip_code.empty()) {  // truncated
             ++r.undecodable;
             return;
@@ -248,9 +269,13 @@ struct Checker {
             const std::string where =
                 from_meta ? fmt::format("{}:{}: field 'ref_audio': {}", meta, line, r.ref.path)
                           : (fs::path(meta).parent_path() / r.ref.path).string();
-            if (!fs::exists(*path, ec)) {
+            auto st = fs::status(*path, ec);
+            if (!fs::exists(st)) {
                 add(Severity::Error, "missing-ref", file, line, from_meta ? "ref_audio" : "",
                     fmt::format("{}: reference audio not found", where));
+            } else if (!fs::is_regular_file(st)) {
+                add(Severity::Error, "undecodable-ref", file, line, from_meta ? "ref_audio" : "",
+                    fmt::format("{}: cannot use the reference audio: not a regular file", where));
             } else {
                 r.ref.present = true;
                 try {

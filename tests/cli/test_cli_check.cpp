@@ -140,7 +140,11 @@ TEST_CASE("dataset check on the bad-input corpus", "[cli][check][bad]") {
         fs::copy(bad_corpus() / name, dir, fs::copy_options::recursive);
         if (m.contains("symlink_loop")) {
             std::vector<std::string> loop = m["symlink_loop"];
-            for (size_t i = 0; i < loop.size(); ++i) fs::create_symlink(loop[(i + 1) % loop.size()], dir / loop[i]);
+            for (size_t i = 0; i < loop.size(); ++i) {
+                std::error_code ec;
+                fs::remove(dir / loop[i], ec);  // in case a checkout stored them
+                fs::create_symlink(loop[(i + 1) % loop.size()], dir / loop[i]);
+            }
         }
         auto r = run_cli("dataset check " + shell_quote(dir.string()) + " --json");
         INFO(name << "\nstdout: " << r.out << "\nstderr: " << r.err);

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "alexandria/dataset/check.h"
@@ -226,4 +228,21 @@ TEST_CASE("check JSON and text reports", "[dataset][check]") {
     auto bad = to_text(check_dataset(bad_corpus() / "invalid-json"));
     CHECK(bad.find("NOT trainable") != std::string::npos);
     CHECK(bad.find("metadata.jsonl:2: invalid JSON") != std::string::npos);
+}
+
+TEST_CASE("a pipe named like a clip is skipped, never read (no hang)", "[dataset][check][bad]") {
+    TempDir t;
+    write_bytes(t.path / "a.wav", wav_pcm16(tone(0.8, 24000), 24000));
+    REQUIRE(::mkfifo((t.path / "pipe.wav").c_str(), 0600) == 0);
+    REQUIRE(::mkfifo((t.path / "ref.wav").c_str(), 0600) == 0);
+    write_bytes(t.path / "metadata.jsonl",
+                "{\"audio_filepath\": \"a.wav\", \"text\": \"Oh!\"}\n"
+                "{\"audio_filepath\": \"pipe.wav\", \"text\": \"Hello there.\"}\n");
+    auto r = check_dataset(t.path);
+    INFO(all_messages(r));
+    CHECK(r.usable == 1);
+    REQUIRE(find_problem(r, "undecodable"));
+    CHECK(find_problem(r, "undecodable")->message.find("not a regular file") != std::string::npos);
+    CHECK(find_problem(r, "undecodable-ref"));
+    CHECK(r.exit_code() == 2);
 }
