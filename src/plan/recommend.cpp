@@ -191,9 +191,11 @@ Recommendation recommend(const Request& q) {
             lr_clamped ? fmt::format(" (the rate that would reach 360 lies outside {}..{}, so it is clamped)",
                                      fmt_lr(kMinLr), fmt_lr(kMaxLr))
                        : std::string(" (aim 360, the middle of 250-400)")));
+    } else if (r.epochs == 1 && r.effective_exposure > kTargetUpTo) {
+        r.reasons.push_back(fmt::format("1 epoch, the fewest possible: effective exposure {:.0f}", r.effective_exposure));
     } else {
-        r.reasons.push_back(fmt::format("{} epochs: effective exposure {:.0f}, nearest to 360 without going above 400{}",
-                                        r.epochs, r.effective_exposure,
+        r.reasons.push_back(fmt::format("{} epoch{}: effective exposure {:.0f}, nearest to 360 without going above 400{}",
+                                        r.epochs, r.epochs == 1 ? "" : "s", r.effective_exposure,
                                         epochs_capped ? fmt::format(" (capped at {} epochs: more passes over so few "
                                                                     "clips memorises them)", kMaxEpochs)
                                                       : std::string()));
@@ -225,13 +227,16 @@ Recommendation recommend(const Request& q) {
             r.warnings.push_back(fmt::format(
                 "effective exposure {:.0f} is below 250: undertraining likely (clear audio but weak voice identity); "
                 "{}", r.effective_exposure,
-                epochs_capped ? (q.lr ? "raise the lr or add clips" : "add more clips") : "raise epochs or lr"));
+                epochs_capped ? (q.lr ? "raise the lr or add clips" : "add more clips")
+                : lr_clamped  ? "use more epochs"
+                              : "raise epochs or lr"));
             break;
         case ExposureBand::High:
             r.warnings.push_back(fmt::format(
                 "effective exposure {:.0f} is above the seed's 250-400 target (600 is the overfitting line): garble "
                 "risk rises; {}", r.effective_exposure,
                 r.epochs == 1 && !q.epochs ? "even one epoch is this much; watch the loss (stop at 4.15)"
+                : lr_clamped               ? "use fewer epochs"
                                            : "fewer epochs or a lower lr"));
             break;
         case ExposureBand::Overfit:
@@ -241,13 +246,13 @@ Recommendation recommend(const Request& q) {
                 r.epochs == 1 && !q.epochs
                     ? "even one epoch over this many samples exceeds it at the lowest tested rate; watch the loss and "
                       "stop at the target 4.15 (train does), or train on a subset"
-                    : "reduce epochs or lr"));
+                    : lr_clamped ? "use fewer epochs" : "reduce epochs or lr"));
             break;
         case ExposureBand::Target: break;
     }
     if (lr_clamped)
-        r.warnings.push_back(fmt::format("the rate that would reach the target exposure lies outside {}..{} (the range "
-                                         "the seed supports); using {}", fmt_lr(kMinLr), fmt_lr(kMaxLr), fmt_lr(r.lr)));
+        r.warnings.push_back(fmt::format("the rate that would reach the target exposure lies outside {}..{} (the seed "
+                                         "tested 1e-6 to 1e-5); using {}", fmt_lr(kMinLr), fmt_lr(kMaxLr), fmt_lr(r.lr)));
     if (q.lr && *q.lr > kMaxLr)
         r.warnings.push_back(fmt::format("lr {} is above {}, the highest rate the seed tested", fmt_lr(*q.lr), fmt_lr(kMaxLr)));
     if (q.lr && *q.lr < kMinLr)
