@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "alexandria/io/audio.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/safetensors.h"
@@ -150,6 +151,15 @@ torch::Tensor Codec::encode(const std::vector<float>& wav) const {
         throw Error(fmt::format("codec: encoder gave {} frames for {} samples (expected {})", out.size(0), n,
                                 frames_for_samples(n)));
     return out;
+}
+
+torch::Tensor Codec::encode_file(const std::string& path) const {
+    auto audio = io::read_audio_resampled(path, kSampleRate);
+    try {
+        return encode(audio.samples);
+    } catch (const InputError& e) {
+        throw InputError(path + ": " + e.what());
+    }
 }
 
 torch::Tensor Codec::decode_unchunked(const torch::Tensor& codes) const {

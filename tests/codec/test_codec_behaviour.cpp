@@ -256,6 +256,7 @@ TEST_CASE("real voice clips encode and decode on the tiny codec", "[codec][real]
         CHECK(codes.size(1) == 16);
         CHECK(codes.min().item<int64_t>() >= 0);
         CHECK(codes.max().item<int64_t>() <= 2047);
+        CHECK(torch::equal(tiny().encode_file(path.string()), codes));
         auto wav = tiny().decode(codes);
         CHECK(int64_t(wav.size()) == codes.size(0) * 1920);
         CHECK(int64_t(wav.size()) >= n);

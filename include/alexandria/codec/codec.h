@@ -34,6 +34,9 @@ public:
     // Mono 24 kHz samples (no normalisation) → [ceil(n/1920), 16] int64 on the CPU.
     // InputError on empty input or a non-finite sample (naming its index).
     torch::Tensor encode(const std::vector<float>& wav24k) const;
+    // Any audio file libsndfile reads: downmixed to mono by averaging channels, resampled to 24 kHz with soxr HQ
+    // when needed (the reference uses librosa's soxr_hq), then encode(). InputError naming the file otherwise.
+    torch::Tensor encode_file(const std::string& path) const;
 
     // [frames, 16] ids → 1920 · frames samples, with the reference's chunking (300 frames, 25 frames of left
     // context) so long inputs match it. Trailing rows of −1 are padding and give no samples. InputError on a wrong
