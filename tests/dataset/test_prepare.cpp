@@ -13,6 +13,7 @@
 
 using namespace alexandria;
 using alexandria::test::TempDir;
+namespace fs = std::filesystem;
 
 namespace {
 
