@@ -41,9 +41,9 @@ const bool registered = alexandria::cli::add_command(
          app.add_option("--max-seconds", o->max_seconds, "Clips longer than this are skipped by training")
              ->capture_default_str()
              ->check(CLI::PositiveNumber);
-         o->lr_opt = app.add_option("--lr", o->lr, "Fixed learning rate for the recommendation")
+         o->lr_opt = app.add_option("--lr", o->lr, "Fixed learning rate for the recommendation (default: recommended)")
                          ->check(CLI::PositiveNumber);
-         o->epochs_opt = app.add_option("--epochs", o->epochs, "Fixed epochs for the recommendation")
+         o->epochs_opt = app.add_option("--epochs", o->epochs, "Fixed epochs for the recommendation (default: recommended)")
                              ->check(CLI::Range(1, 100000));
          app.add_flag("--json", o->json, "Machine output (the whole report) on stdout");
          return [o] { return run(*o); };

@@ -76,11 +76,11 @@ const bool registered = alexandria::cli::add_command(
      [](CLI::App& app) -> alexandria::cli::Action {
          auto o = std::make_shared<Options>();
          app.add_option("DIR", o->dir, "Dataset folder: its usable clips are counted as `dataset check` does");
-         o->samples_opt = app.add_option("--samples", o->samples, "Number of training clips (instead of DIR)")
-                              ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-         o->lr_opt = app.add_option("--lr", o->lr, "Fixed learning rate: recommend epochs for it")
+         o->samples_opt = app.add_option("--samples", o->samples, "Number of training clips (instead of DIR; no default)")
+                              ->check(CLI::Range(int64_t(1), int64_t(1000000000)));
+         o->lr_opt = app.add_option("--lr", o->lr, "Fixed learning rate: recommend epochs for it (default: the recommended rate)")
                          ->check(CLI::PositiveNumber);
-         o->epochs_opt = app.add_option("--epochs", o->epochs, "Fixed epochs: report the exposure, suggest an lr")
+         o->epochs_opt = app.add_option("--epochs", o->epochs, "Fixed epochs: report the exposure, suggest an lr (default: the recommended epochs)")
                              ->check(CLI::Range(1, 100000));
          app.add_option("--lora-r", o->lora_r, "LoRA rank (alpha/r scales the update)")
              ->capture_default_str()
