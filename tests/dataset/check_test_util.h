@@ -1,5 +1,7 @@
 #pragma once
 // Helpers for the dataset-check tests: locating the source tree, fresh temp folders, tiny WAV writers.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
