@@ -1,0 +1,280 @@
+// `alexandria synth`: speech from one text or a whole JSONL script.
+#include <cstdio>
+#include <filesystem>
+
+#include "alexandria/io/audio.h"
+#include "alexandria/io/files.h"
+#include "alexandria/io/progress.h"
+#include "alexandria/synth/book.h"
+#include "alexandria/synth/synthesizer.h"
+#include "cli.h"
+
+namespace alexandria::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace alexandria::synth;
+
+struct Options {
+    std::string model, adapter, device = "cpu", dtype = "auto";
+    double lora_scale = 1.0;
+    bool no_merge = false;
+    std::string text, text_file, script, out, out_dir, merge, shard;
+    std::string ref_audio, ref_text, ref_text_file, speaker, instruct, language = "auto", layout = "auto";
+    std::vector<std::string> voices;
+    bool icl = false, greedy = false, force = false, json = false;
+    uint64_t seed = 0;
+    int64_t max_frames = 0, min_frames = 64;
+    double frames_per_token = FrameCapRule{}.frames_per_token;
+    int max_chars = 500;
+    std::string format = "pcm16";
+};
+
+torch::Device parse_device(const std::string& s) {
+    try {
+        torch::Device d(s);
+        if (d.is_cuda() && !torch::cuda::is_available())
+            throw InputError(fmt::format("--device {}: this build or machine has no CUDA device", s));
+        return d;
+    } catch (const c10::Error&) {
+        throw InputError(fmt::format("--device '{}': expected cpu, cuda or cuda:N", s));
+    }
+}
+
+torch::Dtype parse_dtype(const std::string& s, torch::Device d) {
+    if (s == "auto") return d.is_cpu() ? torch::kFloat32 : torch::kBFloat16;
+    if (s == "f32" || s == "float32") return torch::kFloat32;
+    if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
+    if (s == "f16" || s == "float16") return torch::kFloat16;
+    throw InputError(fmt::format("--dtype '{}': expected auto, f32, bf16 or f16", s));
+}
+
+std::string status_name(LineReport::Status s) {
+    switch (s) {
+        case LineReport::Status::Rendered: return "rendered";
+        case LineReport::Status::Skipped: return "skipped";
+        case LineReport::Status::Failed: return "failed";
+    }
+    return "?";
+}
+
+Utterance base_utterance(const Options& o) {
+    Utterance u;
+    if (o.language != "auto") u.language = o.language;
+    u.speaker = o.speaker;
+    u.instruct = o.instruct;
+    u.ref_audio = o.ref_audio;
+    u.ref_text = o.ref_text;
+    if (!o.ref_text_file.empty()) {
+        if (!o.ref_text.empty()) throw InputError("give --ref-text or --ref-text-file, not both");
+        u.ref_text = io::read_file(o.ref_text_file);
+        while (!u.ref_text.empty() && (u.ref_text.back() == '\n' || u.ref_text.back() == '\r')) u.ref_text.pop_back();
+    }
+    u.icl = o.icl;
+    if (o.layout != "auto") u.layout = parse_text_layout(o.layout);
+    u.seed = o.seed;
+    u.greedy = o.greedy;
+    u.max_frames = o.max_frames;
+    u.cap_rule.frames_per_token = o.frames_per_token;
+    u.cap_rule.min_frames = o.min_frames;
+    if (!(o.frames_per_token > 0)) throw InputError("--frames-per-token must be > 0");
+    if (o.min_frames < 1) throw InputError("--min-frames must be >= 1");
+    if (o.max_frames < 0) throw InputError("--max-frames must be >= 0");
+    return u;
+}
+
+std::map<std::string, std::string> parse_voices(const std::vector<std::string>& specs) {
+    std::map<std::string, std::string> out;
+    for (const auto& s : specs) {
+        auto eq = s.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
+            throw InputError(fmt::format("--voice '{}': expected NAME=PATH (an adapter folder or an audio clip)", s));
+        out[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+    return out;
+}
+
+int run_single(const Options& o, const LoadOptions& lo) {
+    if (o.out.empty()) throw InputError("--out is required (a file, or - for raw PCM16 on stdout)");
+    if (!o.out_dir.empty() || !o.merge.empty() || !o.shard.empty())
+        throw InputError("--out-dir, --merge and --shard belong to --script");
+    std::string text = o.text;
+    if (!o.text_file.empty()) {
+        if (!text.empty()) throw InputError("give --text or --text-file, not both");
+        text = io::read_file(o.text_file);
+    }
+    const bool to_stdout = o.out == "-";
+    if (to_stdout && o.json) throw InputError("--json and --out - both want stdout");
+    auto fmt_ = io::parse_audio_format(o.format);
+    Utterance u = base_utterance(o);
+    u.text = text;
+
+    Synthesizer synth(lo);
+    int chunks = 0;
+    bool capped = false;
+    auto r = speak_long(synth, u, o.max_chars, &chunks, &capped);
+    if (to_stdout) {
+        io::write_pcm16_raw(stdout, r.audio);
+        std::fflush(stdout);
+    } else {
+        io::Audio a;
+        a.samples = r.audio;
+        a.sample_rate = codec::kSampleRate;
+        io::write_audio(o.out, a, fmt_);
+    }
+    say("{}: {:.2f} s of audio, {} frames, {} ({}, {}, {}), RTF {:.3f}{}", to_stdout ? "stdout" : o.out,
+        r.audio_seconds(), r.frames, r.mode, r.language, to_string(r.layout),
+        synth.active_adapter().empty() ? "no adapter"
+                                       : (synth.adapter_merged() ? "adapter merged" : "adapter unmerged"),
+        r.rtf(), chunks > 1 ? fmt::format(", {} chunks", chunks) : "");
+    if (capped)
+        say("warning: hit the frame cap ({} frames) without an end-of-speech token: the audio is probably a "
+            "runaway; try another --seed, or raise --max-frames/--frames-per-token if the text is really that long",
+            r.frame_cap);
+    if (o.json) {
+        print_json({{"out", o.out},
+                    {"seconds", r.audio_seconds()},
+                    {"frames", r.frames},
+                    {"frame_cap", r.frame_cap},
+                    {"hit_cap", capped},
+                    {"chunks", chunks},
+                    {"mode", r.mode},
+                    {"language", r.language},
+                    {"text_layout", to_string(r.layout)},
+                    {"adapter", synth.active_adapter()},
+                    {"adapter_merged", synth.adapter_merged()},
+                    {"seed", o.seed},
+                    {"compute_seconds", r.compute_seconds()},
+                    {"rtf", r.rtf()}});
+    }
+    return 0;
+}
+
+int run_script(const Options& o, LoadOptions lo) {
+    if (!o.out.empty() || !o.text.empty() || !o.text_file.empty())
+        throw InputError("--script writes into --out-dir; --out/--text are for a single text");
+    if (o.out_dir.empty()) throw InputError("--script needs --out-dir");
+    ScriptOptions so;
+    so.script = o.script;
+    so.out_dir = o.out_dir;
+    so.merge_path = o.merge;
+    if (!o.shard.empty()) so.shard = parse_shard(o.shard);
+    so.format = io::parse_audio_format(o.format);
+    so.max_chars = o.max_chars;
+    so.force = o.force;
+    so.defaults = base_utterance(o);
+    so.voices = parse_voices(o.voices);
+    // Lines that switch between adapters keep the branches unmerged (no reload, no rounding drift).
+    auto script = read_script(o.script);
+    if (script_switches_adapters(script, so, lo.adapter)) lo.merge_adapter = false;
+
+    Synthesizer synth(lo);
+    nlohmann::json lines = nlohmann::json::array();
+    auto rep = render_script(synth, so, [&](const LineReport& l, const ScriptProgress& p) {
+        std::string eta = p.eta >= 0 ? io::format_duration(p.eta) : "?";
+        if (l.status == LineReport::Status::Failed)
+            say("[{}/{}] line {}: FAILED: {}", p.done, p.total, l.line, l.error);
+        else if (l.status == LineReport::Status::Skipped)
+            say("[{}/{}] line {}: exists, skipped ({})", p.done, p.total, l.line, l.out);
+        else
+            say("[{}/{}] line {} -> {}: {:.2f} s, RTF {:.3f}{}{}, ETA {}", p.done, p.total, l.line, l.out,
+                l.audio_seconds, l.rtf(), l.chunks > 1 ? fmt::format(", {} chunks", l.chunks) : "",
+                l.hit_cap ? ", HIT THE FRAME CAP" : "", eta);
+        lines.push_back({{"line", l.line},
+                         {"status", status_name(l.status)},
+                         {"out", l.out},
+                         {"error", l.error},
+                         {"seconds", l.audio_seconds},
+                         {"frames", l.frames},
+                         {"chunks", l.chunks},
+                         {"hit_cap", l.hit_cap},
+                         {"rtf", l.rtf()}});
+    });
+    std::vector<int> capped, failed;
+    for (auto& l : rep.lines) {
+        if (l.hit_cap) capped.push_back(l.line);
+        if (l.status == LineReport::Status::Failed) failed.push_back(l.line);
+    }
+    say("{} rendered, {} skipped (already done), {} failed{}", rep.rendered, rep.skipped, rep.failed,
+        rep.other_shards ? fmt::format(", {} left to other shards", rep.other_shards) : "");
+    if (!capped.empty())
+        say("warning: {} line(s) hit the frame cap without an end-of-speech token (probably runaways; delete their "
+            "files and rerun with another seed): lines {}",
+            capped.size(), fmt::join(capped, ", "));
+    if (rep.merged) say("book: {} ({})", o.merge, io::format_duration(rep.book_seconds));
+    else if (!rep.merge_note.empty()) say("{}", rep.merge_note);
+    if (o.json)
+        print_json({{"rendered", rep.rendered},
+                    {"skipped", rep.skipped},
+                    {"failed", rep.failed},
+                    {"failed_lines", failed},
+                    {"capped_lines", capped},
+                    {"other_shards", rep.other_shards},
+                    {"merged", rep.merged},
+                    {"merge_note", rep.merge_note},
+                    {"book_seconds", rep.book_seconds},
+                    {"lines", lines}});
+    return rep.ok() ? 0 : 1;
+}
+
+int run(const Options& o) {
+    LoadOptions lo;
+    lo.model = o.model;
+    lo.device = parse_device(o.device);
+    lo.dtype = parse_dtype(o.dtype, lo.device);
+    lo.adapter = o.adapter;
+    lo.lora_scale = o.lora_scale;
+    lo.merge_adapter = !o.no_merge;
+    if (!o.adapter.empty() && !fs::is_directory(o.adapter))
+        throw InputError(fmt::format("--adapter '{}': no such folder", o.adapter));
+    if (!o.script.empty()) return run_script(o, lo);
+    if (o.text.empty() && o.text_file.empty()) throw InputError("give --text, --text-file or --script");
+    return run_single(o, lo);
+}
+
+const bool registered = add_command({"synth", "", "Speak text (or a JSONL script) in a voice", [](CLI::App& app) -> Action {
+    auto o = std::make_shared<Options>();
+    app.add_option("--model", o->model, "Model folder or Hugging Face id in the local cache")->required();
+    app.add_option("--adapter", o->adapter, "LoRA adapter folder (ours, Alexandria's or PEFT's)");
+    app.add_option("--lora-scale", o->lora_scale, "Strength of the adapter (0 = base model)")->capture_default_str();
+    app.add_flag("--no-merge", o->no_merge, "Keep the adapter unmerged (otherwise folded into the weights at load)");
+    app.add_option("--text", o->text, "Text to speak");
+    app.add_option("--text-file", o->text_file, "File holding the text to speak");
+    app.add_option("--out", o->out, "Output audio file, or - for raw 24 kHz PCM16 on stdout");
+    app.add_option("--script", o->script, "JSONL script: one {\"text\": ...} per line");
+    app.add_option("--out-dir", o->out_dir, "Folder for the script's per-line files");
+    app.add_option("--merge", o->merge, "Also write the whole script as one file (with pauses)");
+    app.add_option("--shard", o->shard, "Render only part K of N of the script (1-based, e.g. 2/8)");
+    app.add_flag("--force", o->force, "Re-render script lines whose output already exists");
+    app.add_option("--voice", o->voices, "NAME=PATH: a voice a script line names (adapter folder or audio clip)");
+    app.add_option("--ref-audio", o->ref_audio, "Reference clip to clone (Base checkpoints)");
+    app.add_option("--ref-text", o->ref_text, "Transcript of --ref-audio: enables ICL cloning");
+    app.add_option("--ref-text-file", o->ref_text_file, "File holding the transcript of --ref-audio");
+    app.add_flag("--icl", o->icl, "ICL with the adapter's ref_sample.wav and its transcript (Alexandria's mode)");
+    app.add_option("--speaker", o->speaker, "CustomVoice speaker name");
+    app.add_option("--instruct", o->instruct, "Style instruction (VoiceDesign: the voice description)");
+    app.add_option("--language", o->language, "auto or a language the model lists (english, chinese, ...)")
+        ->capture_default_str();
+    app.add_option("--text-layout", o->layout,
+                   "auto | streaming | non-streaming (auto: non-streaming with an adapter or on CustomVoice/"
+                   "VoiceDesign, streaming for plain cloning)")
+        ->capture_default_str();
+    app.add_option("--seed", o->seed, "Sampling seed, applied afresh to every line")->capture_default_str();
+    app.add_flag("--greedy", o->greedy, "No sampling (argmax everywhere)");
+    app.add_option("--max-frames", o->max_frames, "Frame cap (0 = generation_config.json max_new_tokens)")
+        ->capture_default_str();
+    app.add_option("--frames-per-token", o->frames_per_token, "Runaway guard: frames allowed per text token")
+        ->capture_default_str();
+    app.add_option("--min-frames", o->min_frames, "Runaway guard: the cap is never below this")->capture_default_str();
+    app.add_option("--max-chars", o->max_chars, "Split longer texts at sentence ends (0 = never)")
+        ->capture_default_str();
+    app.add_option("--format", o->format, "pcm16 | float32 | flac")->capture_default_str();
+    app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+    app.add_option("--dtype", o->dtype, "auto | f32 | bf16 | f16 (auto: f32 on CPU, bf16 on CUDA)")
+        ->capture_default_str();
+    app.add_flag("--json", o->json, "Machine-readable summary on stdout");
+    return [o] { return run(*o); };
+}});
+
+}  // namespace
+}  // namespace alexandria::cli

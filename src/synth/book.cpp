@@ -1,0 +1,258 @@
+#include "alexandria/synth/book.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "alexandria/io/error.h"
+#include "alexandria/io/files.h"
+
+namespace alexandria::synth {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string extension_of(io::AudioFormat f) { return f == io::AudioFormat::Flac ? "flac" : "wav"; }
+
+std::string preview(const std::string& text) {
+    // Cut at a code-point boundary.
+    size_t n = 0, i = 0;
+    for (; i < text.size(); ++i) {
+        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && n++ == 60) break;
+    }
+    return i < text.size() ? text.substr(0, i) + "..." : text;
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> resolve_voice(const std::string& voice,
+                                                  const std::map<std::string, std::string>& voices,
+                                                  const std::string& script_dir) {
+    fs::path p;
+    if (auto it = voices.find(voice); it != voices.end()) {
+        p = it->second;
+    } else {
+        p = fs::path(voice);
+        if (p.is_relative()) p = fs::path(script_dir) / p;
+    }
+    if (fs::is_directory(p)) return {p.string(), ""};
+    if (fs::is_regular_file(p)) return {"", p.string()};
+    throw InputError(fmt::format("voice '{}': not a --voice name and no adapter folder or audio file at {}", voice,
+                                 p.string()));
+}
+
+SynthResult speak_long(Synthesizer& synth, const Utterance& u, int max_chars, int* chunks, bool* any_capped) {
+    auto parts = split_text(u.text, max_chars);
+    if (parts.empty()) throw InputError("the text is empty");
+    SynthResult total;
+    bool capped = false;
+    for (size_t i = 0; i < parts.size(); ++i) {
+        Utterance c = u;
+        c.text = parts[i];
+        auto r = synth.speak(c);
+        if (i == 0) {
+            total.mode = r.mode;
+            total.language = r.language;
+            total.layout = r.layout;
+        }
+        total.audio.insert(total.audio.end(), r.audio.begin(), r.audio.end());
+        total.frames += r.frames;
+        total.frame_cap += r.frame_cap;
+        total.text_tokens += r.text_tokens;
+        total.generate_seconds += r.generate_seconds;
+        total.decode_seconds += r.decode_seconds;
+        capped |= r.hit_cap;
+    }
+    total.hit_cap = capped;
+    if (chunks) *chunks = static_cast<int>(parts.size());
+    if (any_capped) *any_capped = capped;
+    return total;
+}
+
+bool script_switches_adapters(const Script& script, const ScriptOptions& opts, const std::string& default_adapter) {
+    auto dir = fs::path(script.path).parent_path().string();
+    for (const auto& l : script.lines) {
+        std::string v = !l.voice.empty() ? l.voice : (opts.voices.count(l.speaker) ? l.speaker : "");
+        if (v.empty()) continue;
+        try {
+            auto [adapter, wav] = resolve_voice(v, opts.voices, dir);
+            if (!wav.empty() && !default_adapter.empty()) return true;  // a clip voice runs without the adapter
+            if (!adapter.empty() &&
+                (default_adapter.empty() || fs::weakly_canonical(adapter) != fs::weakly_canonical(default_adapter)))
+                return true;
+        } catch (const InputError&) {
+            // reported when the line renders
+        }
+    }
+    return false;
+}
+
+ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const LineCallback& on_line) {
+    auto script = read_script(opts.script);
+    const std::string script_dir = fs::path(opts.script).parent_path().string();
+    const fs::path out_dir(opts.out_dir.empty() ? std::string(".") : opts.out_dir);
+    fs::create_directories(out_dir);
+    const bool custom_voice = synth.config().tts_model_type == "custom_voice";
+    const std::string ext = extension_of(opts.format);
+    const Shard shard = opts.shard.value_or(Shard{});
+
+    // All entries in script order: good lines and bad ones (by index).
+    struct Entry {
+        const ScriptLine* line = nullptr;
+        const ScriptError* error = nullptr;
+        int index() const { return line ? line->index : error->index; }
+        int lineno() const { return line ? line->line : error->line; }
+    };
+    std::vector<Entry> entries;
+    for (const auto& l : script.lines) entries.push_back({&l, nullptr});
+    for (const auto& e : script.errors) entries.push_back({nullptr, &e});
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.index() < b.index(); });
+
+    ScriptReport rep;
+    ScriptProgress prog;
+    size_t chars_total = 0, chars_done = 0;
+    for (const auto& e : entries)
+        if (shard.contains(e.index())) {
+            ++prog.total;
+            if (e.line) chars_total += count_code_points(e.line->text);
+        } else {
+            ++rep.other_shards;
+        }
+
+    auto t_start = Clock::now();
+    double compute_for_done = 0;
+    // Script line number → output path (every good line, every shard), or why it has none (an `out` that
+    // leaves the output folder).
+    std::map<int, fs::path> outputs;
+    std::map<int, std::string> output_errors;
+    for (const auto& e : entries) {
+        if (!e.line) continue;
+        try {
+            outputs[e.line->line] = io::resolve_inside(out_dir, line_output_name(*e.line, ext),
+                                                       fmt::format("{}:{}: field 'out'", opts.script, e.line->line));
+        } catch (const InputError& ex) {
+            output_errors[e.line->line] = ex.what();
+        }
+    }
+
+    for (const auto& e : entries) {
+        if (!shard.contains(e.index())) continue;
+        LineReport lr;
+        lr.line = e.lineno();
+        if (e.error) {
+            lr.status = LineReport::Status::Failed;
+            lr.error = e.error->message;
+        } else {
+            const auto& l = *e.line;
+            lr.text_preview = preview(l.text);
+            auto out = outputs.count(l.line) ? outputs.at(l.line) : fs::path();
+            lr.out = out.string();
+            if (out.empty()) {
+                lr.status = LineReport::Status::Failed;
+                lr.error = output_errors.at(l.line);
+                chars_total -= std::min(chars_total, count_code_points(l.text));
+            } else if (!opts.force && fs::exists(out)) {
+                lr.status = LineReport::Status::Skipped;
+                chars_total -= std::min(chars_total, count_code_points(l.text));
+            } else {
+                try {
+                    Utterance u = opts.defaults;
+                    u.text = l.text;
+                    if (!l.language.empty()) u.language = l.language;
+                    if (!l.instruct.empty()) u.instruct = l.instruct;
+                    if (l.seed) u.seed = *l.seed;
+                    std::string voice = l.voice;
+                    if (custom_voice) {
+                        if (!l.speaker.empty()) u.speaker = l.speaker;
+                    } else if (voice.empty() && !l.speaker.empty() && opts.voices.count(l.speaker)) {
+                        voice = l.speaker;  // speakers name voices on clone models
+                    }
+                    if (!voice.empty()) {
+                        auto [adapter, wav] = resolve_voice(voice, opts.voices, script_dir);
+                        if (!adapter.empty()) {
+                            u.adapter = adapter;
+                            u.ref_audio.clear();
+                            u.ref_text.clear();
+                        } else {
+                            u.adapter = "-";  // a clip voice is a plain clone, without the run's adapter
+                            u.ref_audio = wav;
+                            u.ref_text.clear();
+                        }
+                    }
+                    bool capped = false;
+                    auto r = speak_long(synth, u, opts.max_chars, &lr.chunks, &capped);
+                    fs::create_directories(out.parent_path());
+                    io::Audio a;
+                    a.samples = std::move(r.audio);
+                    a.sample_rate = codec::kSampleRate;
+                    io::write_audio(out.string(), a, opts.format);
+                    lr.frames = r.frames;
+                    lr.hit_cap = capped;
+                    lr.audio_seconds = a.seconds();
+                    lr.compute_seconds = r.compute_seconds();
+                    compute_for_done += lr.compute_seconds;
+                    chars_done += count_code_points(l.text);
+                    lr.status = LineReport::Status::Rendered;
+                } catch (const std::exception& ex) {
+                    lr.status = LineReport::Status::Failed;
+                    lr.error = fmt::format("{}:{}: {}", opts.script, l.line, ex.what());
+                    chars_total -= std::min(chars_total, count_code_points(l.text));
+                }
+            }
+        }
+        switch (lr.status) {
+            case LineReport::Status::Rendered: ++rep.rendered; break;
+            case LineReport::Status::Skipped: ++rep.skipped; break;
+            case LineReport::Status::Failed: ++rep.failed; break;
+        }
+        rep.capped += lr.hit_cap;
+        ++prog.done;
+        prog.elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+        if (chars_done > 0) {
+            double per_char = compute_for_done / static_cast<double>(chars_done);
+            prog.eta = per_char * static_cast<double>(chars_total > chars_done ? chars_total - chars_done : 0);
+        }
+        rep.lines.push_back(lr);
+        if (on_line) on_line(rep.lines.back(), prog);
+    }
+
+    if (!opts.merge_path.empty()) {
+        std::vector<int> missing;
+        for (const auto& e : entries) {
+            if (e.error) missing.push_back(e.error->line);
+            else if (!outputs.count(e.line->line) || !fs::exists(outputs.at(e.line->line)))
+                missing.push_back(e.line->line);
+        }
+        if (!missing.empty()) {
+            std::string list;
+            for (size_t i = 0; i < missing.size() && i < 20; ++i) list += (i ? ", " : "") + std::to_string(missing[i]);
+            if (missing.size() > 20) list += ", ...";
+            rep.merge_note = fmt::format("book not written: {} line(s) have no audio yet (lines {}){}",
+                                         missing.size(), list,
+                                         rep.other_shards ? "; merge again once every shard has finished" : "");
+        } else {
+            std::vector<std::vector<float>> parts;
+            std::vector<int64_t> gaps;
+            const ScriptLine* prev = nullptr;
+            for (const auto& e : entries) {
+                auto a = io::read_audio_resampled(outputs.at(e.line->line).string(), codec::kSampleRate);
+                if (prev) gaps.push_back(pause_samples(pause_between(*prev, *e.line, opts.pauses), codec::kSampleRate));
+                parts.push_back(std::move(a.samples));
+                prev = e.line;
+            }
+            io::Audio book;
+            book.samples = join_audio(parts, gaps);
+            book.sample_rate = codec::kSampleRate;
+            auto mp = fs::path(opts.merge_path);
+            if (mp.has_parent_path()) fs::create_directories(mp.parent_path());
+            io::write_audio(opts.merge_path, book, opts.format);
+            rep.merged = true;
+            rep.book_seconds = book.seconds();
+        }
+    }
+    return rep;
+}
+
+}  // namespace alexandria::synth

@@ -1,0 +1,141 @@
+#include "alexandria/synth/sampling.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+
+#include <limits>
+#include <mutex>
+
+#include "alexandria/io/error.h"
+
+namespace alexandria::synth {
+
+namespace {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+}
+
+TalkerSamplingParams talker_params(const model::GenerationConfig& g, bool greedy) {
+    TalkerSamplingParams p;
+    p.do_sample = g.do_sample && !greedy;
+    p.temperature = g.temperature;
+    p.top_k = g.top_k;
+    p.top_p = g.top_p;
+    p.repetition_penalty = g.repetition_penalty;
+    return p;
+}
+
+SamplingParams subtalker_params(const model::GenerationConfig& g, bool greedy) {
+    SamplingParams p;
+    p.do_sample = g.subtalker_dosample && !greedy;
+    p.temperature = g.subtalker_temperature;
+    p.top_k = g.subtalker_top_k;
+    p.top_p = g.subtalker_top_p;
+    return p;
+}
+
+void apply_repetition_penalty(torch::Tensor& logits, const torch::Tensor& history, double penalty) {
+    if (penalty == 1.0 || !history.defined() || history.numel() == 0) return;
+    // gather → rescale → scatter: duplicates gather the same original score, so each id is penalised once.
+    auto score = logits.gather(1, history);
+    score = torch::where(score < 0, score * penalty, score / penalty);
+    logits.scatter_(1, history, score);
+}
+
+void apply_repetition_penalty_mask(torch::Tensor& logits, const torch::Tensor& seen, double penalty) {
+    if (penalty == 1.0) return;
+    auto penalised = torch::where(logits < 0, logits * penalty, logits / penalty);
+    logits.copy_(torch::where(seen, penalised, logits));
+}
+
+void apply_min_new_tokens(torch::Tensor& logits, int64_t eos_id, int64_t generated, int64_t min_new_tokens) {
+    if (generated < min_new_tokens) logits.select(1, eos_id).fill_(kNegInf);
+}
+
+void apply_suppression(torch::Tensor& logits, const torch::Tensor& suppress) {
+    logits.masked_fill_(suppress.unsqueeze(0), kNegInf);
+}
+
+torch::Tensor talker_suppress_mask(int64_t vocab_size, int64_t eos_id, torch::Device device) {
+    auto mask = torch::zeros({vocab_size}, torch::TensorOptions().dtype(torch::kBool));
+    if (vocab_size > 1024) mask.slice(0, vocab_size - 1024, vocab_size).fill_(true);
+    if (eos_id >= 0 && eos_id < vocab_size) mask[eos_id] = false;
+    return mask.to(device);
+}
+
+void apply_temperature(torch::Tensor& logits, double temperature) {
+    if (temperature == 1.0) return;
+    if (!(temperature > 0)) throw InputError(fmt::format("temperature must be > 0, got {}", temperature));
+    logits.div_(temperature);
+}
+
+void apply_top_k(torch::Tensor& logits, int64_t top_k) {
+    if (top_k <= 0) return;
+    int64_t k = std::min<int64_t>(top_k, logits.size(-1));
+    auto kth = std::get<0>(torch::topk(logits, k, -1)).select(-1, k - 1).unsqueeze(-1);
+    logits.masked_fill_(logits < kth, kNegInf);
+}
+
+void apply_top_p(torch::Tensor& logits, double top_p, int64_t min_keep) {
+    if (top_p >= 1.0) return;
+    auto sorted = torch::sort(logits, -1, /*descending=*/false);
+    auto& sorted_logits = std::get<0>(sorted);
+    auto& sorted_idx = std::get<1>(sorted);
+    auto cum = sorted_logits.softmax(-1).cumsum(-1);
+    auto remove_sorted = cum <= (1.0 - top_p);
+    int64_t V = logits.size(-1);
+    remove_sorted.slice(-1, std::max<int64_t>(V - min_keep, 0), V).fill_(false);
+    auto remove = remove_sorted.scatter(-1, sorted_idx, remove_sorted);
+    logits.masked_fill_(remove, kNegInf);
+}
+
+void apply_warpers(torch::Tensor& logits, const SamplingParams& p) {
+    if (!p.do_sample) return;
+    apply_temperature(logits, p.temperature);
+    apply_top_k(logits, p.top_k);
+    apply_top_p(logits, p.top_p);
+}
+
+torch::Tensor pick_token(const torch::Tensor& logits, bool do_sample, at::Generator& gen) {
+    if (!do_sample) return logits.argmax(-1);
+    auto probs = logits.softmax(-1);
+    return torch::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(-1);
+}
+
+at::Generator make_generator(torch::Device device, uint64_t seed) {
+    if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
+    at::Generator gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+    return gen;
+}
+
+TalkerLogitsProcessor::TalkerLogitsProcessor(const TalkerSamplingParams& params, int64_t vocab_size, int64_t eos_id,
+                                             int64_t batch, torch::Device device)
+    : params_(params), eos_id_(eos_id) {
+    if (eos_id < 0 || eos_id >= vocab_size)
+        throw InputError(fmt::format("codec EOS id {} outside the talker vocabulary of {}", eos_id, vocab_size));
+    seen_ = torch::zeros({batch, vocab_size}, torch::TensorOptions().dtype(torch::kBool).device(device));
+    suppress_ = talker_suppress_mask(vocab_size, eos_id, device);
+}
+
+void TalkerLogitsProcessor::process(torch::Tensor& logits, int64_t generated) const {
+    if (generated > 0) apply_repetition_penalty_mask(logits, seen_, params_.repetition_penalty);
+    apply_min_new_tokens(logits, eos_id_, generated, params_.min_new_tokens);
+    apply_suppression(logits, suppress_);
+}
+
+void TalkerLogitsProcessor::observe(const torch::Tensor& ids) {
+    seen_.scatter_(1, ids.view({-1, 1}).to(torch::kLong), true);
+}
+
+torch::Tensor TalkerLogitsProcessor::step(torch::Tensor& logits, int64_t generated, at::Generator& gen) {
+    process(logits, generated);
+    apply_warpers(logits, params_);
+    auto ids = pick_token(logits, params_.do_sample, gen);
+    observe(ids);
+    return ids;
+}
+
+void TalkerLogitsProcessor::reset() { seen_.fill_(false); }
+
+}  // namespace alexandria::synth
