@@ -413,7 +413,11 @@ std::string dump_line(const nlohmann::ordered_json& j) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-ImportReport import_dataset(const ImportOptions& opt) {
+ImportReport import_dataset(const ImportOptions& options) {
+    ImportOptions opt = options;
+    // "out/" names the folder "out": the temp folder must be its sibling, not inside it
+    opt.out = opt.out.lexically_normal();
+    if (!opt.out.empty() && opt.out.filename().empty()) opt.out = opt.out.parent_path();
     ImportReport rep;
     rep.source = opt.source;
     rep.out = opt.out;

@@ -375,6 +375,11 @@ TEST_CASE("import: the output folder is protected") {
     dataset::import_dataset(o);
     REQUIRE(fs::exists(o.out / "ref.wav"));
 
+    o.out = (t / "slash").string() + "/";  // a trailing separator still names the folder
+    dataset::import_dataset(o);
+    REQUIRE(fs::exists(t / "slash" / "metadata.jsonl"));
+    for (auto& e : fs::directory_iterator(t / "slash")) REQUIRE(e.path().filename().string().find(".tmp-") == std::string::npos);
+
     o.out = t / "x";
     o.source = t / "nope";
     REQUIRE_THROWS_WITH(dataset::import_dataset(o), Catch::Contains("source not found"));

@@ -125,7 +125,7 @@ TEST_CASE("dataset build: files, metadata, reference pick, recorded seeds, resta
         auto info = io::probe_audio((out / meta[size_t(i)]["audio_filepath"].get<std::string>()).string());
         REQUIRE(info.sample_rate == 24000);
         REQUIRE(info.channels == 1);
-        REQUIRE(info.format.find("PCM_16") != std::string::npos);
+        REQUIRE(info.format == "wav Signed 16 bit PCM");
         REQUIRE(info.frames == 3 * 1920);
     }
     REQUIRE(meta[1]["text"] == "Oh!");
