@@ -43,8 +43,7 @@ int main(int argc, char** argv) {
 
     try {
         auto t0 = std::chrono::steady_clock::now();
-        fs::create_directories(out);
-        model::write_random_model(out, spec);
+        model::write_random_model(out, spec);  // validates the preset before creating anything
         if (tokenizer_dir.empty()) {
             text::write_tiny_tokenizer(out);
         } else {
