@@ -59,6 +59,13 @@ std::string lower(std::string s) {
     return s;
 }
 
+// "a/b/" and "a/./b" → "a/b", so filename() and parent_path() mean the folder itself and its parent.
+fs::path folder_path(const std::string& dir) {
+    fs::path p = fs::path(dir).lexically_normal();
+    if (p.filename().empty() && p.has_parent_path()) p = p.parent_path();
+    return p;
+}
+
 std::optional<json> read_json_object(const fs::path& p) {
     std::error_code ec;
     if (!fs::is_regular_file(p, ec)) return std::nullopt;
@@ -72,7 +79,7 @@ std::optional<json> read_json_object(const fs::path& p) {
 
 // The training facts worth showing next to an adapter's evaluation.
 json training_summary(const std::string& dir) {
-    fs::path d(dir);
+    const fs::path d = folder_path(dir);
     auto meta = read_json_object(d / synth::kTrainingMetaFile);
     bool from_parent = false;
     if (!meta && d.parent_path().filename() == "checkpoints") {
@@ -166,7 +173,7 @@ std::optional<std::vector<int>> held_out_lines(const dataset::Dataset& ds) {
 }
 
 std::string adapter_label(const std::string& dir, const std::vector<std::string>& taken) {
-    fs::path p = fs::path(dir).lexically_normal();
+    const fs::path p = folder_path(dir);
     std::string name = p.filename().string();
     if (name.empty() || name == "." || name == "..") name = fs::weakly_canonical(p).filename().string();
     std::string clean;
@@ -179,15 +186,15 @@ std::string adapter_label(const std::string& dir, const std::vector<std::string>
 }
 
 std::string recorded_language(const std::string& adapter_dir) {
-    fs::path d(adapter_dir);
+    const fs::path d = folder_path(adapter_dir);
     auto lang_of = [](const fs::path& meta_path) -> std::string {
         auto m = read_json_object(meta_path);
         if (m && m->contains("language") && (*m)["language"].is_string()) return lower((*m)["language"].get<std::string>());
         return "";
     };
     std::string l = lang_of(d / synth::kTrainingMetaFile);
-    if (l.empty() && d.lexically_normal().parent_path().filename() == "checkpoints")
-        l = lang_of(d.lexically_normal().parent_path().parent_path() / synth::kTrainingMetaFile);
+    if (l.empty() && d.parent_path().filename() == "checkpoints")
+        l = lang_of(d.parent_path().parent_path() / synth::kTrainingMetaFile);
     return l;
 }
 

@@ -206,6 +206,7 @@ TEST_CASE("adapter labels and recorded languages") {
     fs::create_directories(t / "run" / "checkpoints" / "epoch-1");
     std::ofstream((t / "run" / "training_meta.json").string()) << R"({"language": "German"})";
     CHECK(recorded_language((t / "run" / "checkpoints" / "epoch-1").string()) == "german");
+    CHECK(recorded_language((t / "run" / "checkpoints" / "epoch-1").string() + "/") == "german");
     CHECK(recorded_language((t / "run").string()) == "german");
     CHECK(recorded_language(t.path.string()).empty());
 }
