@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         } else {
             RandomModelSpec spec;
             spec.size = preset;
-            spec.type = "voice_design";  // no speaker encoder: not measured here
+            spec.type = "custom_voice";  // no speaker encoder (not measured here); exists at both sizes
             ModelConfig cfg = ModelConfig::from_json(random_model_config(spec), preset);
             BuildOptions o;
             o.device = device;
