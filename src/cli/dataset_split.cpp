@@ -29,6 +29,7 @@ int run(const Options& o) {
     if (!r.fallback.empty())
         cli::say("  no clip fell below the threshold; {} (the lowest bucket) is val so eval has something to score",
                  r.fallback);
+    for (auto& f : r.missing) cli::say("  {} is missing: in neither side (split again once it exists)", f);
     if (r.val.empty() && o.val > 0) cli::say("  warning: the validation set is empty (too few clips)");
     if (!o.dry_run)
         cli::say("  wrote {} and {}", dataset::split_file(o.dir, "train").string(),

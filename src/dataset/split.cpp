@@ -35,6 +35,7 @@ nlohmann::json SplitResult::to_json() const {
     j["val_count"] = val.size();
     j["ref_kept_in_train"] = ref_kept_in_train;
     j["fallback"] = fallback;
+    j["missing"] = missing;
     j["metadata_hash"] = metadata_hash;
     auto& b = j["buckets"] = nlohmann::json::object();
     for (auto* side : {&train, &val})
@@ -79,7 +80,6 @@ SplitResult compute_split(const fs::path& dir, double val_fraction) {
     }
     std::vector<SplitLine> all;
     std::vector<bool> is_ref;
-    std::set<std::string> seen;
     io::read_jsonl(meta.string(), [&](int line, const nlohmann::json& obj) {
         std::string where = fmt::format("{}:{}", meta.string(), line);
         SplitLine s;
@@ -94,10 +94,12 @@ SplitResult compute_split(const fs::path& dir, double val_fraction) {
         }
         s.raw = raw_lines.at(size_t(line - 1));
         fs::path audio = io::resolve_inside(dir, s.audio_filepath, where + ": field '" + field + "'");
-        if (!fs::is_regular_file(audio, ec))
-            throw InputError(fmt::format("{}: field '{}': audio file {} not found", where, field, s.audio_filepath));
-        if (!seen.insert(audio.string()).second)
-            throw InputError(fmt::format("{}: {} is listed twice", where, s.audio_filepath));
+        // A missing clip is unusable (check skips it); it has no content to place, so it joins neither side.
+        // A clip listed twice needs nothing special: equal bytes, equal bucket, same side.
+        if (!fs::is_regular_file(audio, ec)) {
+            r.missing.push_back(s.audio_filepath);
+            return;
+        }
         std::string h = io::hash_file(audio);
         s.bucket = split_bucket_of_hash(h);
         all.push_back(s);

@@ -181,11 +181,28 @@ TEST_CASE("split: readers") {
     REQUIRE_THROWS_WITH(dataset::load_split(t.path, "train"), Catch::Contains("dataset split"));
 }
 
+TEST_CASE("split: a clip listed twice stays on one side") {
+    TempDir t;
+    add_clips(t.path, 0, 30);
+    std::string again = io::read_file(t / "metadata.jsonl");
+    std::ofstream(t / "metadata.jsonl", std::ios::app) << again;  // every clip twice
+    auto r = dataset::compute_split(t.path, 0.3);
+    REQUIRE(r.train.size() + r.val.size() == 60);
+    REQUIRE(r.val.size() % 2 == 0);
+    auto val = names(r.val);
+    for (auto& l : r.train) REQUIRE_FALSE(val.count(l.audio_filepath));
+}
+
 TEST_CASE("split: bad dataset folders") {
     TempDir t;
     REQUIRE_THROWS_WITH(dataset::compute_split(t.path, 0.1), Catch::Contains("no metadata.jsonl"));
     io::write_file_atomic(t / "metadata.jsonl", "{\"audio_filepath\":\"gone.wav\",\"text\":\"x\"}\n");
-    REQUIRE_THROWS_WITH(dataset::compute_split(t.path, 0.1), Catch::Contains("metadata.jsonl:1"));
+    auto gone = dataset::compute_split(t.path, 0.1);
+    REQUIRE(gone.missing == std::vector<std::string>{"gone.wav"});
+    REQUIRE(gone.train.empty());
+    REQUIRE(gone.val.empty());
+    io::write_file_atomic(t / "metadata.jsonl", "{\"audio_filepath\":\"a.wav\",\"text\":5}\n");
+    REQUIRE_THROWS_WITH(dataset::compute_split(t.path, 0.1), Catch::Contains("metadata.jsonl:1: field 'text'"));
     io::write_file_atomic(t / "metadata.jsonl", "{\"audio_filepath\":\"../escape.wav\",\"text\":\"x\"}\n");
     REQUIRE_THROWS_WITH(dataset::compute_split(t.path, 0.1), Catch::Contains("outside"));
     io::write_file_atomic(t / "metadata.jsonl", "{\"text\":\"x\"}\n");

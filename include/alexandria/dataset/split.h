@@ -46,6 +46,7 @@ struct SplitResult {
     std::vector<SplitLine> train, val;
     std::vector<std::string> ref_kept_in_train;  // audio_filepath of reference clips forced to train
     std::string fallback;                        // audio_filepath moved to val by the minimum-one rule, or ""
+    std::vector<std::string> missing;            // lines whose audio file does not exist: in neither side
     std::string metadata_hash;
     nlohmann::json to_json() const;  // split.json's content
 };
@@ -55,7 +56,8 @@ uint32_t split_bucket_of_hash(const std::string& fnv_hex16);
 uint32_t split_bucket(const fs::path& audio_file);
 
 // Computes the split without writing. InputError: val_fraction outside [0, 1] or NaN, no metadata.jsonl, bad lines
-// (named by line and field), audio files missing or outside DIR.
+// (named by line and field), audio paths outside DIR. A line whose audio file is missing joins neither side (it is
+// listed in `missing`; check skips such clips too); run split again once it exists.
 SplitResult compute_split(const fs::path& dir, double val_fraction);
 // compute_split + write DIR/splits/ atomically.
 SplitResult split_dataset(const fs::path& dir, double val_fraction);
