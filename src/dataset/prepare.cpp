@@ -335,7 +335,7 @@ PrepareResult prepare(const fs::path& dir, const std::string& model_dir, const P
 
     // Speaker embedding of the reference.
     r.reference_hash = hashes.hash(r.reference);
-    r.speaker_key = io::hash_string(speaker_cache_key(model_dir) + "/" + dtype_key(opt.dtype));
+    r.speaker_key = io::hash_string(speaker_cache_key(model_dir) + "/" + dtype_key(opt.speaker_dtype));
     r.speaker_file = cache / "speaker" / r.speaker_key / (r.reference_hash + ".safetensors");
     bool have_speaker = false;
     if (fs::exists(r.speaker_file)) {
@@ -352,7 +352,7 @@ PrepareResult prepare(const fs::path& dir, const std::string& model_dir, const P
         if (opt.speaker_encoder) {
             emb = model::speaker_embedding(*opt.speaker_encoder, wav.samples);
         } else {
-            auto enc = load_speaker_encoder(model_dir, opt.device, opt.dtype);
+            auto enc = load_speaker_encoder(model_dir, opt.device, opt.speaker_dtype);
             emb = model::speaker_embedding(enc, wav.samples);
         }
         fs::create_directories(r.speaker_file.parent_path());

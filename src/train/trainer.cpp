@@ -325,6 +325,7 @@ TrainResult train(const TrainOptions& o) {
     popt.max_seconds = o.max_seconds;
     popt.device = dev.device;
     popt.dtype = torch::kFloat32;  // the codec always encodes in fp32 (codes are ids: no reason to round)
+    popt.speaker_dtype = dev.dtype;
     popt.only_lines = only_lines;
     popt.speaker_encoder = &lm.model->speaker_encoder;
     popt.log = [&](const std::string& line) {
@@ -356,7 +357,7 @@ TrainResult train(const TrainOptions& o) {
         while (start <= text.size()) {
             size_t nl = text.find('\n', start);
             std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-            say("[PLAN] " + line);
+            say("[TRAIN] Plan: " + line);
             if (nl == std::string::npos) break;
             start = nl + 1;
         }
@@ -714,7 +715,7 @@ TrainResult train(const TrainOptions& o) {
         {"epochs", epochs},
         {"lr", lr},
         {"lora_r", o.lora_r},
-        {"lora_alpha", o.lora_alpha},
+        {"lora_alpha", std::floor(o.lora_alpha) == o.lora_alpha ? json(int64_t(o.lora_alpha)) : json(o.lora_alpha)},
         {"gradient_accumulation_steps", o.grad_accum},
         {"batch_size", o.batch},
         {"num_samples", n},

@@ -38,7 +38,8 @@ constexpr const char* kCacheDir = ".alexandria";
 struct PrepareOptions {
     double max_seconds = kDefaultMaxSeconds;
     torch::Device device = torch::kCPU;
-    torch::Dtype dtype = torch::kFloat32;
+    torch::Dtype dtype = torch::kFloat32;          // the codec's (codes are keyed by it)
+    torch::Dtype speaker_dtype = torch::kFloat32;  // the speaker encoder's (the embedding is keyed by it)
     // Restrict training to these metadata.jsonl lines (1-based), e.g. a split's train side; empty = every line.
     // Clips outside are still checked but neither encoded nor returned.
     std::vector<int> only_lines;
