@@ -85,19 +85,26 @@ int main(int argc, char** argv) {
             auto greedy = [](const torch::Tensor& logits, int64_t) { return logits.argmax(-1); };
             auto h = out.hidden.select(1, prompt - 1);
             auto c0 = out.logits.select(1, prompt - 1).narrow(-1, 0, 2048).argmax(-1);
-            t0 = Clock::now();
+            double cp_time = 0, talker_time = 0;
             for (int64_t f = 0; f < frames; ++f) {
+                auto t1 = Clock::now();
                 auto codes = talker->predict_frame(h, c0, cp_cache, greedy);
+                sync(device);
+                cp_time += since(t1);
+                t1 = Clock::now();
                 auto step = talker->forward(talker->frame_embed(codes).unsqueeze(1), &cache);
                 h = step.hidden.select(1, 0);
                 c0 = step.logits.select(1, 0).narrow(-1, 0, 2048).argmax(-1);
+                sync(device);
+                talker_time += since(t1);
             }
-            sync(device);
-            double dec = since(t0);
+            double dec = cp_time + talker_time;
             std::printf("prefill %lld rows: %.3f s (%.0f rows/s)\n", static_cast<long long>(prompt), prefill,
                         prompt / prefill);
             std::printf("decode %lld frames: %.3f s, %.1f frames/s, real-time factor %.2fx (12.5 frames per second)\n",
                         static_cast<long long>(frames), dec, frames / dec, frames / dec / 12.5);
+            std::printf("  per frame: code predictor %.1f ms (15 steps), talker step %.1f ms\n", 1e3 * cp_time / frames,
+                        1e3 * talker_time / frames);
         }
         if (train_frames > 0) {
             LoraConfig lc;

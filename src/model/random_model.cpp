@@ -51,22 +51,24 @@ json decoder_common(int64_t hidden, int64_t inter, int64_t layers, int64_t heads
                 {"use_sliding_window", false}};
 }
 
+uint64_t element_size(const std::string& dtype) {
+    if (dtype == "BF16") return 2;
+    if (dtype == "F32") return 4;
+    throw Error("safetensors writer: unsupported dtype " + dtype);
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> sorted_shapes(
+    std::vector<std::pair<std::string, std::vector<int64_t>>> shapes) {
+    std::sort(shapes.begin(), shapes.end());
+    return shapes;
+}
+
 void write_streamed_safetensors(const fs::path& path, const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
-                                uint64_t seed, torch::Dtype dtype) {
-    const char* dname = dtype == torch::kBFloat16 ? "BF16" : "F32";
-    size_t esize = dtype == torch::kBFloat16 ? 2 : 4;
-    auto sorted = shapes;
-    std::sort(sorted.begin(), sorted.end());
-    json header = json::object();
-    uint64_t offset = 0;
-    for (const auto& [name, shape] : sorted) {
-        uint64_t n = 1;
-        for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-        header[name] = {{"dtype", dname}, {"shape", shape}, {"data_offsets", {offset, offset + n * esize}}};
-        offset += n * esize;
-    }
-    std::string h = header.dump();
-    while (h.size() % 8 != 0) h.push_back(' ');
+                                uint64_t seed, torch::Dtype dtype, const std::map<std::string, std::string>& metadata) {
+    std::string dname = dtype == torch::kBFloat16 ? "BF16" : "F32";
+    uint64_t esize = element_size(dname);
+    std::string h = safetensors_header(shapes, dname, metadata);
+    auto sorted = sorted_shapes(shapes);
     io::write_atomic(path, [&](const fs::path& tmp) {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         if (!out) throw Error(fmt::format("{}: cannot write", tmp.string()));
@@ -162,6 +164,40 @@ json random_model_config(const RandomModelSpec& spec) {
     return c;
 }
 
+std::string safetensors_header(const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+                               const std::string& dtype, const std::map<std::string, std::string>& metadata) {
+    uint64_t esize = element_size(dtype);
+    // Hand-built rather than through a JSON library so the key order inside each entry is the safetensors
+    // library's (dtype, shape, data_offsets); the byte length is what matters for the size check either way.
+    std::string h = "{";
+    if (!metadata.empty()) h += "\"__metadata__\":" + json(metadata).dump() + ",";
+    uint64_t offset = 0;
+    bool first = true;
+    for (const auto& [name, shape] : sorted_shapes(shapes)) {
+        uint64_t n = 1;
+        for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+        if (!first) h += ",";
+        first = false;
+        h += json(name).dump() + ":{\"dtype\":\"" + dtype + "\",\"shape\":" + json(shape).dump() +
+             ",\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + n * esize) + "]}";
+        offset += n * esize;
+    }
+    h += "}";
+    while (h.size() % 8 != 0) h.push_back(' ');
+    return h;
+}
+
+uint64_t safetensors_file_size(const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+                               const std::string& dtype, const std::map<std::string, std::string>& metadata) {
+    uint64_t data = 0, esize = element_size(dtype);
+    for (const auto& [name, shape] : shapes) {
+        uint64_t n = 1;
+        for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+        data += n * esize;
+    }
+    return 8 + safetensors_header(shapes, dtype, metadata).size() + data;
+}
+
 std::string generation_config_text() {
     return "{\n"
            "  \"do_sample\": true,\n"
@@ -186,7 +222,9 @@ void write_random_model(const std::string& dir, const RandomModelSpec& spec) {
     ModelConfig cfg = ModelConfig::from_json(cfg_json, "random model config");
     auto shapes = checkpoint_shapes(cfg);
     fs::create_directories(dir);
-    write_streamed_safetensors(fs::path(dir) / "model.safetensors", shapes, spec.seed, dtype);
+    std::map<std::string, std::string> metadata;
+    if (spec.type != "base") metadata["format"] = "pt";  // as released (spec §0)
+    write_streamed_safetensors(fs::path(dir) / "model.safetensors", shapes, spec.seed, dtype, metadata);
     io::write_file_atomic(fs::path(dir) / "generation_config.json", generation_config_text());
     // config.json last: a folder with a config but no weights never appears.
     io::write_file_atomic(fs::path(dir) / "config.json", cfg_json.dump(2) + "\n");

@@ -170,3 +170,23 @@ TEST_CASE("default LoRA targets q/k/v/o of every talker and code-predictor layer
               std::vector<int64_t>{1024, c.r});
     }
 }
+
+TEST_CASE("a BF16 file of the module tree has the published model.safetensors size to the byte", "[model][shapes]") {
+    // spec §0: the published LFS sizes. The header length depends on every name, so this pins the names too.
+    struct Case {
+        std::string name;
+        uint64_t bytes;
+        bool metadata;
+    };
+    for (const auto& c : std::vector<Case>{{"Qwen3-TTS-12Hz-1.7B-Base", 3857413744ull, false},
+                                           {"Qwen3-TTS-12Hz-0.6B-Base", 1829344272ull, false},
+                                           {"Qwen3-TTS-12Hz-1.7B-CustomVoice", 3833402552ull, true},
+                                           {"Qwen3-TTS-12Hz-1.7B-VoiceDesign", 3833402552ull, true},
+                                           {"Qwen3-TTS-12Hz-0.6B-CustomVoice", 1811626576ull, true}}) {
+        INFO(c.name);
+        auto shapes = checkpoint_shapes(ModelConfig::load(test::real_model_dir(c.name)));
+        std::map<std::string, std::string> meta;
+        if (c.metadata) meta["format"] = "pt";
+        CHECK(safetensors_file_size(shapes, "BF16", meta) == c.bytes);
+    }
+}

@@ -11,7 +11,10 @@
 //
 // The tokenizer and speech_tokenizer/ folders are not written here (other layers own them): tools/make_model does.
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -32,10 +35,20 @@ nlohmann::json random_model_config(const RandomModelSpec& spec);
 // The released generation_config.json, byte for byte.
 std::string generation_config_text();
 
+// The safetensors header (8-byte length excluded) that holds `shapes` in `dtype` ("BF16" | "F32"), serialised as
+// the safetensors library does: names sorted, compact JSON, optional __metadata__, space padding to a multiple of 8.
+std::string safetensors_header(const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+                               const std::string& dtype, const std::map<std::string, std::string>& metadata = {});
+// 8 + header + data: the byte size of such a file. For a released config in BF16 this equals the published
+// model.safetensors size (spec §0), which pins every tensor name's length.
+uint64_t safetensors_file_size(const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+                               const std::string& dtype, const std::map<std::string, std::string>& metadata = {});
+
 // Writes config.json, generation_config.json and model.safetensors into `dir` (created if needed). Weights are
 // random_parameter(name, shape, seed) for every tensor of the module tree, so load_model() of the folder equals a
 // TTSModel built from the same config with randomize_parameters(model, seed) (up to bf16 rounding). The weights
-// file is streamed tensor by tensor (peak memory ≈ the largest tensor) and renamed into place when complete.
+// file is streamed tensor by tensor (peak memory ≈ the largest tensor) and renamed into place when complete. As
+// released, Base files carry no metadata and the other types {"format": "pt"}.
 void write_random_model(const std::string& dir, const RandomModelSpec& spec);
 
 }  // namespace alexandria::model
