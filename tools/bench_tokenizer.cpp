@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <ctime>
 
 #include "alexandria/io/error.h"
@@ -84,7 +85,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         const Clock t0;
-        const auto tok = alexandria::text::Tokenizer::from_folder(alexandria::io::locate_model(model));
+        namespace fs = std::filesystem;
+        const bool tokenizer_only = fs::is_directory(model) && !fs::exists(fs::path(model) / "config.json");
+        const auto tok = alexandria::text::Tokenizer::from_folder(tokenizer_only ? model : alexandria::io::locate_model(model));
         const double load_wall = t0.wall_s(), load_cpu = t0.cpu_s();
         const std::string text = text_file.empty() ? make_prose(size_t(mb * 1e6))
                                                    : alexandria::io::read_file(text_file);

@@ -1,6 +1,7 @@
 // `alexandria tokenize`: text → ids (or ids → text with --decode) with a model's text tokenizer, so ids can be
 // compared with other implementations.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <sstream>
@@ -52,7 +53,11 @@ std::vector<int32_t> parse_ids(std::string s) {
 }
 
 int run(const Options& o) {
-    const text::Tokenizer tok = text::Tokenizer::from_folder(io::locate_model(o.model));
+    // A bare tokenizer folder (no config.json) is accepted too, for comparing tokenizers on their own.
+    namespace fs = std::filesystem;
+    const bool tokenizer_only = fs::is_directory(o.model) && !fs::exists(fs::path(o.model) / "config.json") &&
+                                (fs::exists(fs::path(o.model) / "vocab.json") || fs::exists(fs::path(o.model) / "tokenizer.json"));
+    const text::Tokenizer tok = text::Tokenizer::from_folder(tokenizer_only ? o.model : io::locate_model(o.model));
     const std::string input = read_input(o.text);
     if (o.decode) {
         const std::string out = tok.decode(parse_ids(input), o.skip_special);

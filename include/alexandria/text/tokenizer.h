@@ -7,7 +7,13 @@
 //   3. the Qwen2 pre-tokenizer regex (PCRE2, JIT) splits it into pieces;
 //   4. each piece's UTF-8 bytes are mapped through GPT-2's byte-to-unicode table;
 //   5. BPE merges by rank (lowest first, leftmost on ties), with a cache of recent pieces.
-// No BOS/EOS is added. Invalid UTF-8 is an InputError naming the byte offset.
+// No BOS/EOS is added. Invalid UTF-8 is an InputError naming the byte offset. A Tokenizer is immutable once
+// loaded, cheap to copy (shared), and encode/decode may run on several threads at once.
+//
+// Where Hugging Face's two implementations differ, this follows the fast one (what qwen_tts loads): NFC is
+// applied to the text between added tokens, not to the whole string first as the slow tokenizer does (they
+// differ only when a combining mark directly follows an added token's closing ">"). `\s` in the split regex is
+// the Unicode White_Space property, as in Oniguruma and Python's `regex`.
 #include <cstdint>
 #include <memory>
 #include <optional>
