@@ -157,9 +157,13 @@ TEST_CASE("dataset check on the bad-input corpus", "[cli][check][bad]") {
                 found = true;
         CHECK(found);
 
-        auto human = run_cli("dataset check " + shell_quote(dir.string()));
-        CHECK(human.code == m["exit"].get<int>());
-        CHECK(human.err.find(m["expect"].get<std::string>()) != std::string::npos);
+        // Human output for a few (each run of the real binary loads libtorch, so not for every case).
+        if (name == "truncated-wav" || name == "invalid-json" || name == "path-escape") {
+            auto human = run_cli("dataset check " + shell_quote(dir.string()));
+            CHECK(human.code == m["exit"].get<int>());
+            CHECK(human.out.empty());
+            CHECK(human.err.find(m["expect"].get<std::string>()) != std::string::npos);
+        }
     }
     auto missing = run_cli("dataset check /nonexistent/alexandria-folder");
     CHECK(missing.code == 2);
