@@ -174,7 +174,13 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-RotaryEmbedding::RotaryEmbedding(const DecoderConfig& cfg) : head_dim_(cfg.head_dim), theta_(cfg.rope_theta) {
+struct RotaryEmbedding::Cache {
+    std::mutex mu;
+    std::vector<std::tuple<torch::Device, torch::Tensor, torch::Tensor>> per_device;
+};
+
+RotaryEmbedding::RotaryEmbedding(const DecoderConfig& cfg)
+    : head_dim_(cfg.head_dim), theta_(cfg.rope_theta), cache_(std::make_shared<Cache>()) {
     int64_t half = head_dim_ / 2;
     slot_rows_.assign(half, 0);
     if (!cfg.mrope_section.empty()) {
@@ -186,20 +192,29 @@ RotaryEmbedding::RotaryEmbedding(const DecoderConfig& cfg) : head_dim_(cfg.head_
     }
 }
 
+std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::tables(torch::Device dev) const {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    for (const auto& [d, inv, rows] : cache_->per_device)
+        if (d == dev) return {inv, rows};
+    // As the reference: 1 / θ^(arange(0, D, 2) / D), all in fp32.
+    auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+    torch::Tensor exponent = torch::arange(0, head_dim_, 2, torch::TensorOptions().dtype(torch::kInt64)).to(torch::kFloat32) /
+                             static_cast<float>(head_dim_);
+    torch::Tensor inv_freq = (1.0 / torch::pow(static_cast<float>(theta_), exponent)).to(f32).to(dev);
+    torch::Tensor rows = torch::tensor(slot_rows_, torch::TensorOptions().dtype(torch::kInt64)).to(dev);
+    cache_->per_device.emplace_back(dev, inv_freq, rows);
+    return {inv_freq, rows};
+}
+
 std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cos_sin(const torch::Tensor& positions,
                                                                  torch::Dtype dtype) const {
-    auto dev = positions.device();
-    auto f32 = torch::TensorOptions().device(dev).dtype(torch::kFloat32);
-    // As the reference: 1 / θ^(arange(0, D, 2) / D), all in fp32.
-    torch::Tensor exponent = torch::arange(0, head_dim_, 2, f32.dtype(torch::kInt64)).to(torch::kFloat32) /
-                             static_cast<float>(head_dim_);
-    torch::Tensor inv_freq = 1.0 / torch::pow(static_cast<float>(theta_), exponent);
+    if (!cache_) throw Error("RotaryEmbedding used before construction");
+    auto [inv_freq, rows] = tables(positions.device());
     torch::Tensor freqs;
     if (positions.dim() == 3) {
         if (positions.size(0) != 3) throw Error("rotary positions must be [B, T] or [3, B, T]");
         torch::Tensor f3 = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [3, B, T, half]
         if (multimodal_) {
-            auto rows = torch::tensor(slot_rows_, torch::TensorOptions().dtype(torch::kInt64)).to(dev);
             auto idx = rows.view({1, 1, 1, -1}).expand({1, f3.size(1), f3.size(2), f3.size(3)});
             freqs = f3.gather(0, idx).squeeze(0);
         } else {

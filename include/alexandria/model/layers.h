@@ -7,6 +7,8 @@
 // them with BuildOptions (device, dtype), so the whole tree can be built on the `meta` device to count tensors and
 // parameters without allocating memory.
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -121,10 +123,14 @@ public:
     const std::vector<int64_t>& slot_rows() const { return slot_rows_; }
 
 private:
+    // inv_freq and the slot-row index, made once per device (decoding calls cos_sin every step).
+    std::pair<torch::Tensor, torch::Tensor> tables(torch::Device device) const;
+    struct Cache;
     int64_t head_dim_ = 0;
     double theta_ = 0;
     bool multimodal_ = false;
     std::vector<int64_t> slot_rows_;
+    std::shared_ptr<Cache> cache_;
 };
 
 // x [B, H, T, D], cos/sin [B, T, D] → x·cos + rotate_half(x)·sin
