@@ -10,7 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libpcre2-dev            # Unicode regex for the Qwen2 pre-tokenizer
   catch2                  # unit tests (v2)
-  espeak-ng               # regenerates the bundled example dataset (tools/make-example-dataset.sh)
+  espeak-ng sox           # regenerate the bundled example dataset (tools/make-example-dataset.sh)
 )
 missing=()
 for p in "${packages[@]}"; do
