@@ -673,8 +673,8 @@ std::string format_table(const EvalReport& r) {
         }
         const auto& g = a.generation;
         if (g.silent || g.clipped || g.duration_outliers)
-            s += fmt::format("  silent {}, clipped {}, duration outliers {} of {}\n", g.silent, g.clipped,
-                             g.duration_outliers, g.eos + g.runaway);
+            s += fmt::format("  silent {} and clipped {} of {} outputs; duration outliers {} of {} that ended on EOS\n",
+                             g.silent, g.clipped, g.eos + g.runaway, g.duration_outliers, g.eos);
     }
     if (r.adapters.size() > 1) {
         s += "\nranking:";

@@ -144,7 +144,8 @@ GenerationSummary summarize(const std::vector<OutputCheck>& outputs, double data
         }
         if (o.silent) ++g.silent;
         if (o.clipped) ++g.clipped;
-        if (o.duration.outlier) ++g.duration_outliers;
+        // A runaway is long by construction and already counted as one.
+        if (o.duration.outlier && !o.hit_cap) ++g.duration_outliers;
         if (!o.hit_cap && !o.silent) rates.push_back({o.characters, o.speech_seconds});
         if (o.similarity && std::isfinite(*o.similarity)) {
             double s = *o.similarity;

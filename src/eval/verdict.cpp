@@ -172,11 +172,11 @@ AdapterVerdict judge(const JudgeInput& in) {
                           g.similarity_mean, in.base->similarity_mean));
 
     const int measured = g.eos + g.runaway;
-    if (measured > 0 && double(g.duration_outliers) / measured > kMaxOutlierRate)
+    if (g.eos > 0 && double(g.duration_outliers) / g.eos > kMaxOutlierRate)
         b.row(Trouble::Garbled, Severity::Warning,
-              fmt::format("{} of {} outputs are far longer or shorter than their text at the dataset's speaking rate "
-                          "(listen to them)",
-                          g.duration_outliers, measured));
+              fmt::format("{} of {} outputs that ended on EOS are far longer or shorter than their text at the "
+                          "dataset's speaking rate (listen to them)",
+                          g.duration_outliers, g.eos));
 
     if (in.reference && in.reference->mismatch) b.row(Trouble::RefMismatch, Severity::Warning, in.reference->reason);
 

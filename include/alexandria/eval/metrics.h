@@ -101,7 +101,7 @@ struct GenerationSummary {
     double rate_ratio = kNaN;                     // rate / dataset rate
     int similarity_count = 0;
     double similarity_mean = kNaN, similarity_min = kNaN, similarity_max = kNaN;
-    int silent = 0, clipped = 0, duration_outliers = 0;
+    int silent = 0, clipped = 0, duration_outliers = 0;  // outliers among the outputs that ended on EOS
     double compute_seconds = 0, audio_seconds = 0;
 };
 GenerationSummary summarize(const std::vector<OutputCheck>& outputs, double dataset_rate);
