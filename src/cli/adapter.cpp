@@ -34,7 +34,11 @@ int run_info(const InfoOpts& o) {
     say("targets      {}", j["target_modules"].dump());
     say("tensors      {} ({} talker, {} code predictor), {} parameters", j["tensors"].get<size_t>(),
         j["talker_tensors"].get<int64_t>(), j["code_predictor_tensors"].get<int64_t>(), j["parameters"].get<int64_t>());
-    if (j.contains("fits")) say("fits         {} (talker width {})", j["fits"].get<std::string>(), j["talker_hidden_size"].get<int64_t>());
+    if (j.contains("fits")) {
+        auto fits = j["fits"].get<std::string>();
+        bool named = fits == "1.7B" || fits == "0.6B";
+        say("fits         {}", named ? fmt::format("{} (talker width {})", fits, j["talker_hidden_size"].get<int64_t>()) : fits);
+    }
     const auto& v = j["voice"];
     say("voice        speaker embedding: {}; ref_sample.wav: {}; language: {}",
         v["speaker_embedding"].get<std::string>().empty() ? "no" : "yes",

@@ -20,7 +20,7 @@ struct Options {
     double lora_scale = 1.0;
     bool no_merge = false;
     std::string text, text_file, script, out, out_dir, merge, shard;
-    std::string ref_audio, ref_text, ref_text_file, speaker, instruct, language = "auto", layout = "auto";
+    std::string ref_audio, ref_text, ref_text_file, speaker, instruct, language, layout = "auto";
     std::vector<std::string> voices;
     bool icl = false, greedy = false, force = false, json = false;
     uint64_t seed = 0;
@@ -60,7 +60,7 @@ std::string status_name(LineReport::Status s) {
 
 Utterance base_utterance(const Options& o) {
     Utterance u;
-    if (o.language != "auto") u.language = o.language;
+    u.language = o.language;  // "" = the adapter's training language, else auto
     u.speaker = o.speaker;
     u.instruct = o.instruct;
     u.ref_audio = o.ref_audio;
@@ -253,8 +253,9 @@ const bool registered = add_command({"synth", "", "Speak text (or a JSONL script
     app.add_flag("--icl", o->icl, "ICL with the adapter's ref_sample.wav and its transcript (Alexandria's mode)");
     app.add_option("--speaker", o->speaker, "CustomVoice speaker name");
     app.add_option("--instruct", o->instruct, "Style instruction (VoiceDesign: the voice description)");
-    app.add_option("--language", o->language, "auto or a language the model lists (english, chinese, ...)")
-        ->capture_default_str();
+    app.add_option("--language", o->language,
+                   "auto or a language the model lists (english, chinese, ...); default: the adapter's training "
+                   "language, else auto");
     app.add_option("--text-layout", o->layout,
                    "auto | streaming | non-streaming (auto: non-streaming with an adapter or on CustomVoice/"
                    "VoiceDesign, streaming for plain cloning)")

@@ -267,3 +267,58 @@ TEST_CASE("model and adapter info describe the folders") {
     CHECK(ai["talker_hidden_size"] == t.hidden);
     CHECK_FALSE(ai["voice"]["speaker_embedding"].get<std::string>().empty());
 }
+
+TEST_CASE("CustomVoice and VoiceDesign checkpoints: named speakers and described voices") {
+    test::TempDir tmp;
+    auto make = [&](const std::string& type) {
+        auto dir = (tmp / type).string();
+        model::RandomModelSpec spec;
+        spec.type = type;
+        spec.seed = 2;
+        model::write_random_model(dir, spec);
+        text::write_tiny_tokenizer(dir);
+        codec::write_random_codec((fs::path(dir) / "speech_tokenizer").string(), "tiny", 5);
+        LoadOptions o;
+        o.model = dir;
+        return Synthesizer(o);
+    };
+    auto cv = make("custom_voice");
+    Utterance u;
+    u.text = "Good evening.";
+    u.max_frames = 4;
+    CHECK_THROWS_AS(cv.prepare(u), InputError);  // which speaker?
+    u.speaker = "Eric";                          // a Sichuan-dialect speaker, language auto
+    u.instruct = "Cheerfully.";
+    auto p = cv.prepare(u);
+    CHECK(p.mode == "custom voice");
+    CHECK(p.request.layout == TextLayout::NonStreaming);
+    CHECK(p.request.voice == VoiceKind::NamedSpeaker);
+    CHECK_FALSE(p.request.instruct.empty());
+    auto r = cv.speak(u);
+    CHECK(r.frames >= 1);
+    CHECK(r.audio.size() == static_cast<size_t>(r.frames) * 1920);
+    u.ref_audio = test::tiny().ref_wav;
+    CHECK_THROWS_AS(cv.prepare(u), InputError);  // no speaker encoder
+
+    auto vd = make("voice_design");
+    Utterance d;
+    d.text = "Good evening.";
+    d.instruct = "A deep, calm male voice.";
+    d.max_frames = 4;
+    auto q = vd.prepare(d);
+    CHECK(q.mode == "voice design");
+    CHECK(q.request.voice == VoiceKind::None);
+    d.speaker = "ryan";
+    CHECK_THROWS_AS(vd.prepare(d), InputError);
+}
+
+TEST_CASE("an Alexandria adapter folder: English training prefix, its reference sample and transcript") {
+    auto sion = test::shared_dir() / "reference/voices/alexandria-sion";
+    if (!fs::exists(sion)) return;
+    auto v = inspect_adapter_voice(sion.string());
+    CHECK(v.language == "english");  // train_lora.py hard-codes think + English
+    CHECK_FALSE(v.ref_sample.empty());
+    CHECK(v.ref_sample_text.rfind("\"The wooden table", 0) == 0);
+    CHECK(v.speaker_file.empty());
+    CHECK_THROWS_AS(inspect_adapter_voice((sion / "nope").string()), InputError);
+}

@@ -19,7 +19,9 @@ namespace alexandria::synth {
 struct GenerateOptions {
     TalkerSamplingParams talker;
     SamplingParams subtalker;
-    int64_t max_frames = 2048;  // frames produced at most (the cap); EOS may end it earlier
+    // Frames produced at most (the cap); EOS may end it earlier. Unlike HF's max_new_tokens, which counts sampled
+    // code-0 tokens (so N gives at most N-1 frames), this counts frames.
+    int64_t max_frames = 2048;
     uint64_t seed = 0;
     // Optional: sees the raw fp32 code-0 logits [1, V] of step t (t = 0 predicts frame 0) before any processing
     // and may change them in place. Tests force or forbid EOS with it; empty in normal use.
@@ -44,7 +46,12 @@ GenerateResult generate_codes(model::Talker& talker, const PromptTensors& prompt
 model::CodeSampler make_code_sampler(const SamplingParams& params, at::Generator& gen);
 
 // The frame cap for a text of `content_tokens` tokens (the runaway guard): min(max_frames,
-// max(min_frames, frames_per_token · tokens)). See synth/README in the report for how the rate was measured.
+// max(min_frames, ceil(frames_per_token · tokens))).
+// Measured rate: the two real reference clips in shared/reference/voices speak their transcripts at 4.1 (sion:
+// 47 tokens, 15.6 s) and 3.7 (watson: 52 tokens, 15.3 s) frames per token, silences included. 6 frames per token
+// leaves ~1.5x for slow or instructed ("slow, even narration") speech, while a runaway (no EOS) is stopped long
+// before the reference's 2048/8192-frame limits; 64 frames (5.1 s) covers very short lines ("Oh!", "1次"), where
+// runaways are most common and token counts say little.
 struct FrameCapRule {
     double frames_per_token = 6.0;
     int64_t min_frames = 64;
