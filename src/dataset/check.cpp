@@ -40,35 +40,6 @@ std::string strip_path_prefix(const std::string& message, const std::string& pat
     return message;
 }
 
-// libsndfile quietly shortens a WAV whose data chunk runs past the end of the file, so a copy cut short
-// (an interrupted download or sync) decodes as a shorter clip whose transcript no longer matches. Walk the
-// RIFF chunks and compare the data chunk's declared size with the bytes that are there.
-std::optional<std::string> wav_truncation(const fs::path& p) {
-    std::error_code ec;
-    auto size = fs::file_size(p, ec);
-    if (ec || size < 12) return std::nullopt;
-    std::ifstream f(p, std::ios::binary);
-    char hdr[12];
-    if (!f.read(hdr, 12)) return std::nullopt;
-    if (std::memcmp(hdr, "RIFF", 4) != 0 || std::memcmp(hdr + 8, "WAVE", 4) != 0) return std::nullopt;
-    uint64_t pos = 12;
-    for (int chunks = 0; chunks < 4096 && pos + 8 <= size; ++chunks) {
-        unsigned char ch[8];
-        f.seekg(std::streamoff(pos));
-        if (!f.read(reinterpret_cast<char*>(ch), 8)) return std::nullopt;
-        uint64_t len = uint64_t(ch[4]) | uint64_t(ch[5]) << 8 | uint64_t(ch[6]) << 16 | uint64_t(ch[7]) << 24;
-        if (std::memcmp(ch, "data", 4) == 0) {
-            uint64_t avail = size - (pos + 8);
-            if (len != 0 && len != 0xFFFFFFFFu && len > avail)
-                return fmt::format("truncated: the WAV header declares {} bytes of audio, the file holds {}", len,
-                                   avail);
-            return std::nullopt;
-        }
-        pos += 8 + len + (len & 1);
-    }
-    return std::nullopt;
-}
-
 int word_count(const std::string& text) {
     int n = 0;
     bool in_word = false;
@@ -153,16 +124,19 @@ struct Checker {
             return;
         }
         c.found = true;
-        if (auto t = wav_truncation(c.path)) {
-            skip(c, Severity::Warning, "truncated", *t + "; the audio no longer matches its text", field);
-            // Still probe it so the rate and channel tallies see it.
-        }
         io::Audio audio;
         try {
             auto info = io::probe_audio(c.path.string());
             c.sample_rate = info.sample_rate;
             c.channels = info.channels;
             c.format = info.format;
+            if (!info.truncated.empty()) {  // every reader refuses it; the rate and channel tallies still see it
+                ++r.sample_rates[c.sample_rate];
+                ++r.channel_counts[c.channels];
+                ++r.undecodable;
+                skip(c, Severity::Warning, "truncated", info.truncated + "; the audio no longer matches its text", field);
+                return;
+            }
             // Over-long clips are skipped on the header alone: no need to decode an hour of audio to say so.
             double probed = info.sample_rate > 0 ? double(info.frames) / info.sample_rate : 0;
             if (probed > opt.max_seconds && c.skip_code.empty()) {
@@ -191,10 +165,6 @@ struct Checker {
         c.decoded = true;
         c.stats = io::audio_stats(audio);
         tally(c);
-        if (!c.skip_code.empty()) {  // truncated
-            ++r.undecodable;
-            return;
-        }
 
         if (blank(c.text)) {
             ++r.empty_text;
@@ -282,6 +252,9 @@ struct Checker {
                     auto info = io::probe_audio(path->string());
                     r.ref.sample_rate = info.sample_rate;
                     r.ref.channels = info.channels;
+                    // Training and synthesis refuse a truncated reference, so it stops training here too.
+                    if (!info.truncated.empty())
+                        throw InputError(fmt::format("{}; ref_text.txt may no longer match it", info.truncated));
                     auto audio = io::read_audio(path->string());
                     auto st = io::audio_stats(audio);
                     r.ref.decoded = true;
@@ -290,11 +263,10 @@ struct Checker {
                         add(Severity::Warning, "silent-ref", r.ref.path, line, "",
                             fmt::format("{}: the reference audio is silent; the speaker embedding will be meaningless",
                                         where));
-                    if (auto t = wav_truncation(*path))
-                        add(Severity::Warning, "truncated-ref", r.ref.path, line, "",
-                            fmt::format("{}: {}; ref_text.txt may no longer match it", where, *t));
                 } catch (const InputError& err) {
-                    add(Severity::Error, "undecodable-ref", file, line, from_meta ? "ref_audio" : "",
+                    const bool cut = std::string(err.what()).find("truncated") != std::string::npos;
+                    add(Severity::Error, cut ? "truncated-ref" : "undecodable-ref", file, line,
+                        from_meta ? "ref_audio" : "",
                         fmt::format("{}: cannot use the reference audio: {}", where,
                                     strip_path_prefix(err.what(), path->string())));
                 }

@@ -1,10 +1,13 @@
 #include "alexandria/io/audio.h"
 
+#include <fmt/format.h>
 #include <sndfile.h>
 #include <soxr.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
@@ -31,6 +34,35 @@ std::string describe_format(int format) {
     return major + " " + sub;
 }
 
+// libsndfile quietly shortens a WAV whose data chunk runs past the end of the file, so a copy cut short (an
+// interrupted download or sync) would decode as a shorter clip whose transcript no longer matches. Walk the RIFF
+// chunks and compare the data chunk's declared size with the bytes that are there. "" when whole (or not a WAV).
+std::string wav_truncation(const std::string& path) {
+    std::error_code ec;
+    const uint64_t size = fs::file_size(path, ec);
+    if (ec || size < 12) return "";
+    std::ifstream f(path, std::ios::binary);
+    char hdr[12];
+    if (!f.read(hdr, 12)) return "";
+    if (std::memcmp(hdr, "RIFF", 4) != 0 || std::memcmp(hdr + 8, "WAVE", 4) != 0) return "";
+    uint64_t pos = 12;
+    for (int chunks = 0; chunks < 4096 && pos + 8 <= size; ++chunks) {
+        unsigned char ch[8];
+        f.seekg(std::streamoff(pos));
+        if (!f.read(reinterpret_cast<char*>(ch), 8)) return "";
+        const uint64_t len = uint64_t(ch[4]) | uint64_t(ch[5]) << 8 | uint64_t(ch[6]) << 16 | uint64_t(ch[7]) << 24;
+        if (std::memcmp(ch, "data", 4) == 0) {
+            const uint64_t avail = size - (pos + 8);
+            // 0 and 0xFFFFFFFF: streaming writers that never came back to fill the size in
+            if (len != 0 && len != 0xFFFFFFFFu && len > avail)
+                return fmt::format("truncated: the WAV header declares {} bytes of audio, the file holds {}", len, avail);
+            return "";
+        }
+        pos += 8 + len + (len & 1);
+    }
+    return "";
+}
+
 void open_for_read(const std::string& path, SndFile& s) {
     std::error_code ec;
     if (!fs::exists(path, ec)) throw InputError(fmt::format("{}: audio file not found", path));
@@ -46,32 +78,47 @@ void open_for_read(const std::string& path, SndFile& s) {
 AudioFileInfo probe_audio(const std::string& path) {
     SndFile s;
     open_for_read(path, s);
-    return {s.info.samplerate, s.info.channels, int64_t(s.info.frames), describe_format(s.info.format)};
+    return {s.info.samplerate, s.info.channels, int64_t(s.info.frames), describe_format(s.info.format),
+            wav_truncation(path)};
 }
 
 Audio read_audio(const std::string& path) {
     SndFile s;
     open_for_read(path, s);
+    if (auto t = wav_truncation(path); !t.empty()) throw InputError(fmt::format("{}: {}", path, t));
     if (s.info.frames <= 0) throw InputError(fmt::format("{}: contains no audio (0 samples)", path));
-    if (s.info.frames > int64_t(24000) * 3600 * 4)
-        throw InputError(fmt::format("{}: longer than 4 hours ({} frames); refusing to load", path, s.info.frames));
+    if (double(s.info.frames) / s.info.samplerate > 4 * 3600.0)
+        throw InputError(fmt::format("{}: longer than 4 hours ({} frames at {} Hz); refusing to load", path,
+                                     s.info.frames, s.info.samplerate));
+    // Decoded in blocks and mixed down as it goes, so memory follows the audio that is really there, not what a
+    // (possibly corrupt) header declares.
     const int ch = s.info.channels;
-    std::vector<float> inter(size_t(s.info.frames) * ch);
-    sf_count_t got = sf_readf_float(s.f, inter.data(), s.info.frames);
-    if (got <= 0) throw InputError(fmt::format("{}: cannot decode audio data: {}", path, sf_strerror(s.f)));
-    if (got < s.info.frames / 2)
-        throw InputError(fmt::format("{}: truncated: header promises {} frames, only {} decode", path, s.info.frames, got));
+    const sf_count_t block = std::max<sf_count_t>(1, (1 << 16) / ch);
+    std::vector<float> inter(size_t(block) * ch);
     Audio a;
     a.sample_rate = s.info.samplerate;
-    a.samples.resize(size_t(got));
-    for (sf_count_t i = 0; i < got; ++i) {
-        float acc = 0;
-        for (int c = 0; c < ch; ++c) acc += inter[size_t(i) * ch + c];
-        float v = acc / float(ch);
-        if (!std::isfinite(v))
-            throw InputError(fmt::format("{}: sample {} is not a finite number (NaN or infinity)", path, i));
-        a.samples[size_t(i)] = v;
+    a.samples.reserve(size_t(std::min<sf_count_t>(s.info.frames, sf_count_t(1) << 24)));
+    while (sf_count_t(a.samples.size()) < s.info.frames) {
+        const sf_count_t want = std::min<sf_count_t>(block, s.info.frames - sf_count_t(a.samples.size()));
+        const sf_count_t got = sf_readf_float(s.f, inter.data(), want);
+        if (got <= 0) break;
+        for (sf_count_t i = 0; i < got; ++i) {
+            float acc = 0;
+            for (int c = 0; c < ch; ++c) acc += inter[size_t(i) * ch + c];
+            const float v = acc / float(ch);
+            if (!std::isfinite(v))
+                throw InputError(fmt::format("{}: sample {} is not a finite number (NaN or infinity)", path,
+                                             a.samples.size()));
+            a.samples.push_back(v);
+        }
     }
+    const auto got = sf_count_t(a.samples.size());
+    if (got == 0) throw InputError(fmt::format("{}: cannot decode audio data: {}", path, sf_strerror(s.f)));
+    // MP3 headers only estimate the length; every other format declares it exactly.
+    const bool estimated = (s.info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_MPEG;
+    if (got < s.info.frames && !(estimated && got >= s.info.frames - s.info.frames / 100))
+        throw InputError(fmt::format("{}: truncated: the header declares {} frames, only {} decode", path,
+                                     s.info.frames, got));
     return a;
 }
 

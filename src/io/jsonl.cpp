@@ -1,5 +1,6 @@
 #include "alexandria/io/jsonl.h"
 
+#include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,13 @@ bool valid_utf8(const std::string& s, size_t* bad_offset) {
     return true;
 }
 
+std::string json_reason(const std::exception& e) {
+    // "[json.exception.out_of_range.406] number overflow parsing '8e458'" -> "number overflow parsing '8e458'"
+    std::string w = e.what();
+    auto at = w.find("] ");
+    return at == std::string::npos ? w : w.substr(at + 2);
+}
+
 void read_jsonl(const std::string& path, const std::function<void(int, const nlohmann::json&)>& fn,
                 const std::function<void(int, const std::string&)>& on_error) {
     std::ifstream in(path, std::ios::binary);
@@ -60,6 +68,10 @@ void read_jsonl(const std::string& path, const std::function<void(int, const nlo
             obj = nlohmann::json::parse(line);
         } catch (const nlohmann::json::parse_error& e) {
             report(fmt::format("{}:{}: invalid JSON at column {}", path, lineno, e.byte));
+            continue;
+        } catch (const nlohmann::json::exception& e) {
+            // out_of_range.406: a number beyond double's range (8e458); the parser names the number, not its column
+            report(fmt::format("{}:{}: invalid JSON: {}", path, lineno, json_reason(e)));
             continue;
         }
         if (!obj.is_object()) {

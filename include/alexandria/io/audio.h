@@ -20,11 +20,15 @@ struct AudioFileInfo {
     int channels = 0;
     int64_t frames = 0;
     std::string format;  // e.g. "WAV PCM_16"
+    std::string truncated;  // why the file is cut short ("truncated: the WAV header declares ..."); "" when whole
 };
 
-// Header only (fast). InputError naming the file when libsndfile cannot open it.
+// Header only (fast), plus the WAV chunk walk that detects a file cut short (libsndfile would silently decode the
+// shorter clip). InputError naming the file when libsndfile cannot open it.
 AudioFileInfo probe_audio(const std::string& path);
-// Decodes, downmixes to mono. InputError on unreadable files, zero-length audio or non-finite samples.
+// Decodes, downmixes to mono. InputError on unreadable files, zero-length audio, non-finite samples, and truncated
+// files: a WAV whose data chunk declares more bytes than the file holds, or any file that decodes fewer frames than
+// its header declares (MP3, whose length is an estimate, may fall 1% short).
 Audio read_audio(const std::string& path);
 // read_audio + resample to `rate` (soxr HQ) when needed.
 Audio read_audio_resampled(const std::string& path, int rate = kModelSampleRate);

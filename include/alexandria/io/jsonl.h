@@ -1,6 +1,7 @@
 #pragma once
 // JSON Lines reading with errors that name file, line and field.
 #include <nlohmann/json_fwd.hpp>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <string>
@@ -14,6 +15,9 @@ namespace alexandria::io {
 // and reading continues.
 void read_jsonl(const std::string& path, const std::function<void(int line, const nlohmann::json& obj)>& fn,
                 const std::function<void(int line, const std::string& message)>& on_error = nullptr);
+
+// The library's reason without its "[json.exception.type.id] " prefix, for messages that name file and line.
+std::string json_reason(const std::exception& e);
 
 // Field access with messages of the form "file:line: field 'text': expected a string".
 std::string require_string(const nlohmann::json& obj, const char* field, const std::string& where);
