@@ -164,11 +164,20 @@ int run_script(const Options& o, LoadOptions lo) {
     so.force = o.force;
     so.defaults = base_utterance(o);
     so.voices = parse_voices(o.voices);
-    // Lines that switch between adapters keep the branches unmerged (no reload, no rounding drift).
+    // Every line is checked before the model loads: one bad line stops the run with nothing rendered.
     auto script = read_script(o.script);
+    const std::string script_dir = std::filesystem::path(o.script).parent_path().string();
+    ScriptCheck check;
+    check.voice = [&](const std::string& v) { resolve_voice(v, so.voices, script_dir); };
+    validate_script(script, check);
+    // Lines that switch between adapters keep the branches unmerged (no reload, no rounding drift).
     if (script_switches_adapters(script, so, lo.adapter)) lo.merge_adapter = false;
 
     Synthesizer synth(lo);
+    if (synth.config().tts_model_type == "custom_voice") {  // speakers are known once the model is
+        check.speakers = synth.config().supported_speakers();
+        validate_script(script, check);
+    }
     nlohmann::json lines = nlohmann::json::array();
     auto rep = render_script(synth, so, [&](const LineReport& l, const ScriptProgress& p) {
         std::string eta = p.eta >= 0 ? io::format_duration(p.eta) : "?";

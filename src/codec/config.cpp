@@ -219,7 +219,7 @@ CodecConfig CodecConfig::load(const std::string& path) {
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // syntax, and numbers out of range (8e458)
         throw InputError(fmt::format("{}: not valid JSON: {}", path, e.what()));
     }
     return from_json(j, path);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "alexandria/io/error.h"
+#include "alexandria/io/files.h"
 
 namespace alexandria::io {
 
@@ -42,6 +43,18 @@ std::string json_reason(const std::exception& e) {
     auto at = w.find("] ");
     return at == std::string::npos ? w : w.substr(at + 2);
 }
+
+nlohmann::json parse_json_text(const std::string& text, const std::string& label) {
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        throw InputError(fmt::format("{}: invalid JSON at byte {}: {}", label, e.byte, json_reason(e)));
+    } catch (const nlohmann::json::exception& e) {
+        throw InputError(fmt::format("{}: invalid JSON: {}", label, json_reason(e)));
+    }
+}
+
+nlohmann::json read_json_file(const std::string& path) { return parse_json_text(read_file(path), path); }
 
 void read_jsonl(const std::string& path, const std::function<void(int, const nlohmann::json&)>& fn,
                 const std::function<void(int, const std::string&)>& on_error) {

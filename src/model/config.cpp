@@ -8,6 +8,7 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
+#include "alexandria/io/jsonl.h"
 
 namespace alexandria::model {
 
@@ -40,9 +41,12 @@ struct Reader {
         }
         fail(key, fmt::format("expected an integer, got {}", v.dump()));
     }
-    int64_t positive(const std::string& key) const {
+    // Bounded well above any released checkpoint, so a corrupt value is named here instead of surfacing as a
+    // tensor library error (or an allocation of petabytes) when the model is built.
+    int64_t positive(const std::string& key, int64_t max = int64_t(1) << 24) const {
         int64_t v = integer(key);
         if (v <= 0) fail(key, fmt::format("must be positive, got {}", v));
+        if (v > max) fail(key, fmt::format("{} is implausibly large (at most {})", v, max));
         return v;
     }
     double number(const std::string& key) const {
@@ -70,12 +74,12 @@ struct Reader {
 };
 
 void read_decoder(const Reader& r, DecoderConfig& d) {
-    d.hidden_size = r.positive("hidden_size");
-    d.intermediate_size = r.positive("intermediate_size");
-    d.num_hidden_layers = r.positive("num_hidden_layers");
-    d.num_attention_heads = r.positive("num_attention_heads");
-    d.num_key_value_heads = r.positive("num_key_value_heads");
-    d.head_dim = r.positive("head_dim");
+    d.hidden_size = r.positive("hidden_size", 1 << 16);
+    d.intermediate_size = r.positive("intermediate_size", 1 << 18);
+    d.num_hidden_layers = r.positive("num_hidden_layers", 1024);
+    d.num_attention_heads = r.positive("num_attention_heads", 1024);
+    d.num_key_value_heads = r.positive("num_key_value_heads", 1024);
+    d.head_dim = r.positive("head_dim", 4096);
     d.rms_norm_eps = r.number("rms_norm_eps");
     if (d.rms_norm_eps <= 0) r.fail("rms_norm_eps", "must be positive");
     d.rope_theta = r.number("rope_theta");
@@ -102,7 +106,8 @@ void read_decoder(const Reader& r, DecoderConfig& d) {
         if (!ms.is_array() || ms.size() != 3) s.fail("mrope_section", "expected a list of three integers");
         int64_t sum = 0;
         for (const auto& v : ms) {
-            if (!v.is_number_integer() || v.get<int64_t>() < 0) s.fail("mrope_section", "expected non-negative integers");
+            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > d.head_dim)
+                s.fail("mrope_section", "expected non-negative integers up to head_dim");
             d.mrope_section.push_back(v.get<int64_t>());
             sum += v.get<int64_t>();
         }
@@ -126,6 +131,18 @@ std::map<std::string, int64_t> read_id_map(const Reader& r, const std::string& k
         out[it.key()] = x->get<int64_t>();
     }
     return out;
+}
+
+// The file read, parsed and interpreted; a JSON library error that gets past the typed field readers still
+// becomes an InputError naming the file.
+template <typename Config>
+Config parse_file(const fs::path& p) {
+    json j = io::read_json_file(p.string());
+    try {
+        return Config::from_json(j, p.string());
+    } catch (const json::exception& e) {
+        throw InputError(fmt::format("{}: {}", p.string(), io::json_reason(e)));
+    }
 }
 
 }  // namespace
@@ -167,7 +184,13 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& label) {
     read_decoder(t, tc);
     tc.vocab_size = t.positive("vocab_size");
     tc.text_vocab_size = t.positive("text_vocab_size");
-    tc.text_hidden_size = t.positive("text_hidden_size");
+    tc.text_hidden_size = t.positive("text_hidden_size", 1 << 16);
+    for (auto [key, id] : {std::pair<const char*, int64_t>{"im_start_token_id", c.im_start_token_id},
+                           {"im_end_token_id", c.im_end_token_id}, {"assistant_token_id", c.assistant_token_id},
+                           {"tts_pad_token_id", c.tts_pad_token_id}, {"tts_bos_token_id", c.tts_bos_token_id},
+                           {"tts_eos_token_id", c.tts_eos_token_id}})
+        if (id < 0 || id >= tc.text_vocab_size)
+            r.fail(key, fmt::format("id {} outside the text vocabulary [0, {})", id, tc.text_vocab_size));
     tc.num_code_groups = t.positive("num_code_groups");
     tc.codec_pad_id = t.integer("codec_pad_id");
     tc.codec_bos_id = t.integer("codec_bos_id");
@@ -239,15 +262,9 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& label) {
 
 ModelConfig ModelConfig::load(const std::string& path) {
     fs::path p(path);
-    if (fs::is_directory(p)) p /= "config.json";
-    std::string text = io::read_file(p);
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw InputError(fmt::format("{}: invalid JSON: {}", p.string(), e.what()));
-    }
-    return from_json(j, p.string());
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) p /= "config.json";
+    return parse_file<ModelConfig>(p);
 }
 
 GenerationConfig GenerationConfig::from_json(const json& j, const std::string& label) {
@@ -280,18 +297,12 @@ GenerationConfig GenerationConfig::from_json(const json& j, const std::string& l
 
 GenerationConfig GenerationConfig::load(const std::string& path) {
     fs::path p(path);
-    if (fs::is_directory(p)) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
         p /= "generation_config.json";
-        if (!fs::exists(p)) return GenerationConfig{};
+        if (!fs::exists(p, ec)) return GenerationConfig{};
     }
-    std::string text = io::read_file(p);
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw InputError(fmt::format("{}: invalid JSON: {}", p.string(), e.what()));
-    }
-    return from_json(j, p.string());
+    return parse_file<GenerationConfig>(p);
 }
 
 }  // namespace alexandria::model

@@ -10,6 +10,7 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
+#include "alexandria/io/jsonl.h"
 #include "alexandria/io/safetensors.h"
 #include "alexandria/model/checkpoint.h"
 
@@ -234,15 +235,16 @@ Adapter read_adapter(const std::string& dir) {
     Adapter a;
     a.dir = dir;
     fs::path cfg_path = fs::path(dir) / kAdapterConfigFile, w_path = fs::path(dir) / kAdapterWeightsFile;
-    if (!fs::is_directory(dir)) throw InputError(fmt::format("{}: not an adapter folder", dir));
-    if (!fs::exists(cfg_path)) throw InputError(fmt::format("{}: {} not found", dir, kAdapterConfigFile));
-    if (!fs::exists(w_path)) throw InputError(fmt::format("{}: {} not found", dir, kAdapterWeightsFile));
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw InputError(fmt::format("{}: not an adapter folder", dir));
+    if (!fs::exists(cfg_path, ec)) throw InputError(fmt::format("{}: {} not found", dir, kAdapterConfigFile));
+    if (!fs::exists(w_path, ec)) throw InputError(fmt::format("{}: {} not found", dir, kAdapterWeightsFile));
+    a.config_json = io::read_json_file(cfg_path.string());
     try {
-        a.config_json = json::parse(io::read_file(cfg_path));
-    } catch (const json::exception& e) {
-        throw InputError(fmt::format("{}: invalid JSON: {}", cfg_path.string(), e.what()));
+        a.config = LoraConfig::from_peft_json(a.config_json, cfg_path.string());
+    } catch (const json::exception& e) {  // whatever the typed checks let through still names the file
+        throw InputError(fmt::format("{}: {}", cfg_path.string(), io::json_reason(e)));
     }
-    a.config = LoraConfig::from_peft_json(a.config_json, cfg_path.string());
     io::SafetensorsFile file(w_path.string());
     std::vector<std::string> problems;
     for (const auto& info : file.tensors()) {

@@ -167,12 +167,7 @@ std::vector<BuildRow> read_build_rows(const std::string& path) {
             },
             [&](int, const std::string& msg) { errors.push_back(msg); });
     } else if (ext == ".json") {
-        nlohmann::json arr;
-        try {
-            arr = nlohmann::json::parse(io::read_file(path));
-        } catch (const nlohmann::json::parse_error& e) {
-            throw InputError(fmt::format("{}: invalid JSON at byte {}", path, e.byte));
-        }
+        nlohmann::json arr = io::read_json_file(path);
         if (!arr.is_array()) throw InputError(fmt::format("{}: expected an array of rows", path));
         int k = 0;
         for (auto& obj : arr) {

@@ -1,9 +1,12 @@
 #include "alexandria/synth/script.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <regex>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "alexandria/io/error.h"
@@ -220,6 +223,41 @@ Script read_script(const std::string& path) {
         },
         [&](int lineno, const std::string& message) { s.errors.push_back({lineno, index++, message}); });
     return s;
+}
+
+void validate_script(const Script& script, const ScriptCheck& check) {
+    std::vector<ScriptError> bad = script.errors;
+    for (const auto& l : script.lines) {
+        const std::string where = fmt::format("{}:{}", script.path, l.line);
+        if (!l.voice.empty() && check.voice) {
+            try {
+                check.voice(l.voice);
+            } catch (const InputError& e) {
+                bad.push_back({l.line, l.index, fmt::format("{}: field 'voice': {}", where, e.what())});
+                continue;
+            }
+        }
+        // speaker names match case-insensitively, as the prompt builder looks them up
+        auto lower = [](std::string x) {
+            for (auto& ch : x) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+            return x;
+        };
+        if (!l.speaker.empty() && !check.speakers.empty() &&
+            std::none_of(check.speakers.begin(), check.speakers.end(),
+                         [&](const std::string& sp) { return lower(sp) == lower(l.speaker); }))
+            bad.push_back({l.line, l.index,
+                           fmt::format("{}: field 'speaker': unknown speaker '{}' (this model has: {})", where,
+                                       l.speaker, fmt::join(check.speakers, ", "))});
+    }
+    if (bad.empty()) return;
+    std::sort(bad.begin(), bad.end(), [](const ScriptError& a, const ScriptError& b) { return a.line < b.line; });
+    std::string msg = bad.front().message;
+    if (bad.size() > 1) {
+        msg += fmt::format("\n{} bad lines in all; nothing was rendered:", bad.size());
+        for (size_t i = 1; i < bad.size() && i < 20; ++i) msg += "\n  " + bad[i].message;
+        if (bad.size() > 20) msg += fmt::format("\n  ... and {} more", bad.size() - 20);
+    }
+    throw InputError(msg);
 }
 
 Shard parse_shard(const std::string& s) {

@@ -536,7 +536,7 @@ std::string read_or_throw(const fs::path& p) { return io::read_file(p); }
 nlohmann::json parse_json(const std::string& text, const std::string& path) {
     try {
         return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range (8e458)
         throw InputError(path + ": not valid JSON (" + e.what() + ")");
     }
 }

@@ -131,24 +131,43 @@ TEST_CASE("synth refuses bad usage with exit code 2 and a clear message") {
     CHECK(r3.code == 2);
 }
 
-TEST_CASE("synth --script renders the good lines, reports the bad one and exits 1") {
+TEST_CASE("synth --script checks every line first: one bad line stops the run with nothing rendered, exit 2") {
     auto& f = fx();
     test::TempDir t;
-    auto script = (t / "s.jsonl").string();
-    std::ofstream(script) << R"({"text": "One."})" << "\n"
-                          << R"({"txt": "typo"})" << "\n"
-                          << R"({"text": "Three."})" << "\n";
     auto out = (t / "out").string();
-    auto r = run("synth --model " + quote(f.model) + " --ref-audio " + quote(f.ref) + " --script " + quote(script) +
-                     " --out-dir " + quote(out) + " --max-frames 4 --json",
-                 t.path);
-    CHECK(r.code == 1);
-    auto j = nlohmann::json::parse(r.out);
-    CHECK(j["rendered"] == 2);
-    CHECK(j["failed_lines"] == std::vector<int>{2});
-    CHECK(r.err.find("line 2") != std::string::npos);
-    CHECK(fs::exists(fs::path(out) / "line-00001.wav"));
-    CHECK(fs::exists(fs::path(out) / "line-00003.wav"));
+    auto render = [&](const std::string& lines) {
+        auto script = (t / "s.jsonl").string();
+        std::ofstream(script) << lines;
+        return run("synth --model " + quote(f.model) + " --ref-audio " + quote(f.ref) + " --script " +
+                       quote(script) + " --out-dir " + quote(out) + " --max-frames 4 --json",
+                   t.path);
+    };
+    const std::string good = R"({"text": "One."})" "\n";
+    struct Case {
+        std::string line, expect;
+    };
+    for (const auto& c : {Case{R"({"txt": "typo"})", "s.jsonl:2: field 'text': missing"},
+                          Case{R"({"text": 3})", "s.jsonl:2: field 'text': expected a string"},
+                          Case{R"({"text": "Two.", "x": 8e458})", "s.jsonl:2: invalid JSON: number overflow"},
+                          Case{R"({"text": "Two.")", "s.jsonl:2: invalid JSON"},
+                          Case{R"({"text": "Two.", "voice": "nobody"})", "s.jsonl:2: field 'voice': voice 'nobody'"}}) {
+        auto r = render(good + c.line + "\n" + good);
+        INFO(c.line << "\n" << r.err);
+        CHECK(r.code == 2);
+        CHECK(r.err.find(c.expect) != std::string::npos);
+        CHECK(r.err.find("error: [json.exception") == std::string::npos);
+        CHECK_FALSE(fs::exists(fs::path(out) / "line-00001.wav"));
+        CHECK_FALSE(fs::exists(fs::path(out) / "line-00003.wav"));
+    }
+    // all bad lines are listed at once
+    auto r = render(R"({"text": 1})" "\n" + good + R"({"seed": 2})" "\n");
+    CHECK(r.code == 2);
+    CHECK(r.err.find("s.jsonl:1: field 'text'") != std::string::npos);
+    CHECK(r.err.find("s.jsonl:3: field 'text'") != std::string::npos);
+    // and a clean script renders every line
+    auto ok = render(good + good);
+    CHECK(ok.code == 0);
+    CHECK(fs::exists(fs::path(out) / "line-00002.wav"));
 }
 
 TEST_CASE("model info describes the folder; adapter info rejects an adapter without weights") {

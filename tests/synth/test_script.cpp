@@ -130,3 +130,37 @@ TEST_CASE("pauses: 500 ms between speakers, 250 ms same speaker, pause_after win
     auto book = join_audio({{1.f, 1.f}, {2.f}, {3.f, 3.f, 3.f}}, {2, 1});
     CHECK(book == std::vector<float>{1.f, 1.f, 0.f, 0.f, 2.f, 0.f, 3.f, 3.f, 3.f});
 }
+
+TEST_CASE("validate_script stops on any bad line, naming file:line:field, and lists them all") {
+    test::TempDir tmp;
+    auto path = (tmp / "book.jsonl").string();
+    std::ofstream(path) << R"({"text": "One.", "voice": "narrator"})" << "\n"
+                        << R"({"text": "Two.", "n": 8e458})" << "\n"                // number overflow
+                        << R"({"text": ["Three."]})" << "\n"                       // non-string text
+                        << R"({"text": "Four.", "voice": "ghost"})" << "\n"        // unknown voice
+                        << R"({"text": "Five.", "speaker": "Nobody"})" << "\n"     // unknown speaker
+                        << R"({"text": "Six.", "speaker": "RYAN"})" << "\n";       // case-insensitive
+    auto s = read_script(path);
+    REQUIRE(s.errors.size() == 2);
+    CHECK(s.errors[0].message == path + ":2: invalid JSON: number overflow parsing '8e458'");
+    ScriptCheck check;
+    check.voice = [](const std::string& v) {
+        if (v != "narrator") throw InputError("voice '" + v + "': not a --voice name");
+    };
+    check.speakers = {"ryan", "vivian"};
+    try {
+        validate_script(s, check);
+        FAIL("no error");
+    } catch (const InputError& e) {
+        std::string m = e.what();
+        CHECK(m.rfind(path + ":2: invalid JSON", 0) == 0);
+        CHECK(m.find("4 bad lines in all") != std::string::npos);
+        CHECK(m.find(path + ":3: field 'text': expected a string, got array") != std::string::npos);
+        CHECK(m.find(path + ":4: field 'voice': voice 'ghost'") != std::string::npos);
+        CHECK(m.find(path + ":5: field 'speaker': unknown speaker 'Nobody'") != std::string::npos);
+        CHECK(m.find(":6:") == std::string::npos);
+    }
+    // without a speaker list any speaker is an identity; a clean script passes
+    std::ofstream(path) << R"({"text": "One.", "voice": "narrator", "speaker": "anyone"})" << "\n";
+    CHECK_NOTHROW(validate_script(read_script(path), check));
+}

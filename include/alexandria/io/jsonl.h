@@ -1,5 +1,6 @@
 #pragma once
-// JSON Lines reading with errors that name file, line and field.
+// JSON and JSON Lines reading with errors that name file, line and field: every exception the JSON library
+// raises (syntax, a number out of range) becomes an InputError here, where the file is read.
 #include <nlohmann/json_fwd.hpp>
 #include <exception>
 #include <functional>
@@ -15,6 +16,10 @@ namespace alexandria::io {
 // and reading continues.
 void read_jsonl(const std::string& path, const std::function<void(int line, const nlohmann::json& obj)>& fn,
                 const std::function<void(int line, const std::string& message)>& on_error = nullptr);
+
+// A whole file (or text read from `label`) as one JSON document; InputError "label: invalid JSON ..." otherwise.
+nlohmann::json read_json_file(const std::string& path);
+nlohmann::json parse_json_text(const std::string& text, const std::string& label);
 
 // The library's reason without its "[json.exception.type.id] " prefix, for messages that name file and line.
 std::string json_reason(const std::exception& e);

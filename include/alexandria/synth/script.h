@@ -3,6 +3,7 @@
 // parsing with per-line errors, deterministic sharding, output naming, sentence chunking of long text, and the
 // assembly of a book with Alexandria's pauses (spec alexandria-compat.md §3.4-3.5).
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,11 +35,23 @@ struct ScriptError {
 struct Script {
     std::string path;
     std::vector<ScriptLine> lines;
-    std::vector<ScriptError> errors;  // bad JSON, missing/empty text, ill-typed fields: the others still render
+    std::vector<ScriptError> errors;  // bad JSON, missing/empty text, ill-typed fields (see validate_script)
 };
 
 // InputError only when the file cannot be read at all.
 Script read_script(const std::string& path);
+
+// What a line may name beyond its syntax, known only to the caller (the model, the --voice list).
+struct ScriptCheck {
+    // Throws InputError when a line's `voice` names nothing usable (not a --voice name, no such folder or file).
+    std::function<void(const std::string& voice)> voice;
+    // The model's speakers (CustomVoice); when non-empty, a line's `speaker` must be one of them.
+    std::vector<std::string> speakers;
+};
+// The whole script, before anything is rendered: when any line is bad (invalid JSON, a field of the wrong type, an
+// unknown voice or speaker) throws one InputError that starts with the first bad line's "file:line: field '...'"
+// and lists the others (up to 20), so a run either renders every line or none.
+void validate_script(const Script& script, const ScriptCheck& check = {});
 
 // "K/N" with 1 ≤ K ≤ N (1-based, like `split -n K/N`); InputError otherwise.
 struct Shard {
