@@ -11,6 +11,7 @@ packages=(
   libpcre2-dev            # Unicode regex for the Qwen2 pre-tokenizer
   catch2                  # unit tests (v2)
   espeak-ng sox           # regenerate the bundled example dataset (tools/make-example-dataset.sh)
+  chromium                # renders eval's report.html in the browser test (tests/eval/test_report.cpp)
 )
 missing=()
 for p in "${packages[@]}"; do
