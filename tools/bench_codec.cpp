@@ -2,7 +2,9 @@
 // in the real layout, tiny and/or full size, on the chosen device. Prints figures; asserts nothing.
 //
 //   bench_codec [--preset tiny|full|both] [--seconds 10] [--repeat 3] [--threads N] [--device cpu|cuda]
-//               [--dtype fp32|bf16] [--dir existing/speech_tokenizer] [--stream-frames 4]
+//               [--dtype fp32|bf16] [--dir existing/speech_tokenizer] [--stream-frames 4] [--json FILE]
+//
+// --json FILE also writes the figures as one JSON document (atomically), for tools/gpu-run.sh.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -11,8 +13,11 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "alexandria/codec/codec.h"
 #include "alexandria/io/error.h"
+#include "alexandria/io/files.h"
 
 namespace {
 
@@ -87,7 +92,7 @@ Figures bench(const std::string& dir, double audio_s, int repeat, torch::Device 
 
 int main(int argc, char** argv) {
     CLI::App app{"Speech codec encode/decode real-time factor on random weights"};
-    std::string preset = "both", device_name = "cpu", dtype_name = "fp32", dir;
+    std::string preset = "both", device_name = "cpu", dtype_name = "fp32", dir, json_path;
     double seconds = 10;
     int repeat = 3, threads = 0, stream_frames = 4;
     app.add_option("--preset", preset, "tiny, full or both")->capture_default_str();
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
     app.add_option("--dtype", dtype_name, "fp32 or bf16")->capture_default_str();
     app.add_option("--dir", dir, "benchmark this speech_tokenizer folder instead of random ones");
     app.add_option("--stream-frames", stream_frames, "frames per push in the streaming figure")->capture_default_str();
+    app.add_option("--json", json_path, "also write the figures to this JSON file");
     CLI11_PARSE(app, argc, argv);
     try {
         if (threads > 0) torch::set_num_threads(threads);
@@ -121,13 +127,19 @@ int main(int argc, char** argv) {
         std::printf("device %s, dtype %s, threads %d, %.1f s of audio, stream pushes of %d frames\n",
                     device_name.c_str(), dtype_name.c_str(), torch::get_num_threads(), seconds, stream_frames);
         std::printf("%-6s %8s %12s %12s %12s\n", "codec", "load s", "encode RTF", "decode RTF", "stream RTF");
+        nlohmann::json doc{{"bench", "codec"},          {"device", device_name}, {"dtype", dtype_name},
+                           {"threads", torch::get_num_threads()}, {"audio_seconds", seconds},
+                           {"stream_frames", stream_frames},      {"runs", nlohmann::json::array()}};
         for (auto& [name, path] : runs) {
             auto f = bench(path, seconds, repeat, device, dtype, stream_frames);
             std::printf("%-6s %8.2f %12.1f %12.1f %12.1f\n", name.c_str(), f.load_s, f.encode_rtf, f.decode_rtf,
                         f.stream_rtf);
             std::fflush(stdout);
+            doc["runs"].push_back({{"codec", name}, {"load_seconds", f.load_s}, {"encode_rtf", f.encode_rtf},
+                                   {"decode_rtf", f.decode_rtf}, {"stream_rtf", f.stream_rtf}});
         }
         if (!tmp.empty()) fs::remove_all(tmp);
+        if (!json_path.empty()) io::write_file_atomic(json_path, doc.dump(2) + "\n");
     } catch (const Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return e.exit_code();
