@@ -1,6 +1,6 @@
-# Every dependency is a Debian package (tools/install-deps.sh). On the GPU machine, Torch_DIR points at the
-# CUDA libtorch inside its Python torch and the other packages come from an unpacked prefix.
-find_package(Torch REQUIRED)
+# libtorch comes from PyPI's torch wheel (cmake/Libtorch.cmake); every other dependency is a Debian package
+# (tools/install-deps.sh). On the GPU machine the other packages come from .deb files unpacked into a prefix.
+include(Libtorch)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)

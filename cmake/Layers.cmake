@@ -1,30 +1,67 @@
-# alexandria_layer(name DEPS lower...) — an object library from src/<name>/*.cpp.
-# Its transitive layer list is kept in a global property so tests can link exactly the layers they need.
+# alexandria_layer(name DEPS lower... LIGHT file.cpp...) — a layer of the core library, from src/<name>/*.cpp.
+#
+# Each layer is up to two object libraries: alexandria_<name>_light (the files listed after LIGHT, compiled
+# without libtorch) and alexandria_<name> (the rest, with libtorch). The light objects are what the `alexandria`
+# executable itself holds; everything is in libalexandria_torch.so, which the executable opens only for commands
+# that compute (issue 18: light commands start without loading libtorch).
+# A layer's transitive closure (its object libraries and those of the layers below) is kept in a global
+# property so tests link exactly the layers they need: an upward include fails to link.
 set_property(GLOBAL PROPERTY ALEXANDRIA_LAYERS "")
+set_property(GLOBAL PROPERTY ALEXANDRIA_LIGHT_LIBS "")
+set(ALEXANDRIA_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+set(ALEXANDRIA_LIGHT_DEPS nlohmann_json::nlohmann_json fmt::fmt PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::PCRE2
+    Threads::Threads)
 
 add_library(alexandria_pch_anchor OBJECT ${CMAKE_SOURCE_DIR}/cmake/pch_anchor.cpp)
 target_precompile_headers(alexandria_pch_anchor PRIVATE ${CMAKE_SOURCE_DIR}/cmake/pch.h)
 target_include_directories(alexandria_pch_anchor PRIVATE ${CMAKE_SOURCE_DIR}/include)
 target_link_libraries(alexandria_pch_anchor PUBLIC torch nlohmann_json::nlohmann_json fmt::fmt)
-target_compile_options(alexandria_pch_anchor PRIVATE -Wall -Wextra -Wno-unused-parameter)
+target_compile_options(alexandria_pch_anchor PRIVATE ${ALEXANDRIA_WARNINGS})
+
+add_library(alexandria_light_pch_anchor OBJECT ${CMAKE_SOURCE_DIR}/cmake/pch_anchor.cpp)
+target_precompile_headers(alexandria_light_pch_anchor PRIVATE ${CMAKE_SOURCE_DIR}/cmake/pch_light.h)
+target_link_libraries(alexandria_light_pch_anchor PUBLIC nlohmann_json::nlohmann_json fmt::fmt)
+target_compile_options(alexandria_light_pch_anchor PRIVATE ${ALEXANDRIA_WARNINGS})
 
 function(alexandria_use_pch target)
   target_precompile_headers(${target} REUSE_FROM alexandria_pch_anchor)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  target_compile_options(${target} PRIVATE ${ALEXANDRIA_WARNINGS})
+endfunction()
+
+function(alexandria_use_light_pch target)
+  target_precompile_headers(${target} REUSE_FROM alexandria_light_pch_anchor)
+  target_compile_options(${target} PRIVATE ${ALEXANDRIA_WARNINGS})
 endfunction()
 
 function(alexandria_layer name)
-  cmake_parse_arguments(L "" "" "DEPS" ${ARGN})
+  cmake_parse_arguments(L "" "" "DEPS;LIGHT" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${name}/*.cpp)
-  if(NOT srcs)
-    set(srcs ${CMAKE_SOURCE_DIR}/cmake/pch_anchor.cpp)
+  set(light "")
+  foreach(f ${L_LIGHT})
+    set(p ${CMAKE_SOURCE_DIR}/src/${name}/${f})
+    if(NOT EXISTS ${p})
+      message(FATAL_ERROR "alexandria_layer(${name}): LIGHT file ${f} does not exist")
+    endif()
+    list(APPEND light ${p})
+    list(REMOVE_ITEM srcs ${p})
+  endforeach()
+  set(libs "")
+  if(light)
+    add_library(alexandria_${name}_light OBJECT ${light})
+    target_include_directories(alexandria_${name}_light PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src)
+    target_link_libraries(alexandria_${name}_light PUBLIC ${ALEXANDRIA_LIGHT_DEPS})
+    alexandria_use_light_pch(alexandria_${name}_light)
+    list(APPEND libs alexandria_${name}_light)
+    set_property(GLOBAL APPEND PROPERTY ALEXANDRIA_LIGHT_LIBS alexandria_${name}_light)
   endif()
-  add_library(alexandria_${name} OBJECT ${srcs})
-  target_include_directories(alexandria_${name} PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src)
-  target_link_libraries(alexandria_${name} PUBLIC torch nlohmann_json::nlohmann_json fmt::fmt
-    PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::PCRE2 Threads::Threads)
-  alexandria_use_pch(alexandria_${name})
-  set(closure ${name})
+  if(srcs)
+    add_library(alexandria_${name} OBJECT ${srcs})
+    target_include_directories(alexandria_${name} PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src)
+    target_link_libraries(alexandria_${name} PUBLIC torch ${ALEXANDRIA_LIGHT_DEPS})
+    alexandria_use_pch(alexandria_${name})
+    list(APPEND libs alexandria_${name})
+  endif()
+  set(closure ${libs})
   foreach(d ${L_DEPS})
     get_property(dc GLOBAL PROPERTY ALEXANDRIA_CLOSURE_${d})
     list(APPEND closure ${dc})
@@ -39,19 +76,29 @@ function(alexandria_layer_objects out name)
   get_property(closure GLOBAL PROPERTY ALEXANDRIA_CLOSURE_${name})
   set(objs "")
   foreach(l ${closure})
-    list(APPEND objs $<TARGET_OBJECTS:alexandria_${l}>)
+    list(APPEND objs $<TARGET_OBJECTS:${l}>)
   endforeach()
   set(${out} ${objs} PARENT_SCOPE)
 endfunction()
 
-function(alexandria_core_library)
+# every object of every layer
+function(alexandria_all_objects out)
   get_property(layers GLOBAL PROPERTY ALEXANDRIA_LAYERS)
   set(objs "")
   foreach(l ${layers})
-    list(APPEND objs $<TARGET_OBJECTS:alexandria_${l}>)
+    get_property(closure GLOBAL PROPERTY ALEXANDRIA_CLOSURE_${l})
+    foreach(t ${closure})
+      list(APPEND objs $<TARGET_OBJECTS:${t}>)
+    endforeach()
   endforeach()
+  list(REMOVE_DUPLICATES objs)
+  set(${out} ${objs} PARENT_SCOPE)
+endfunction()
+
+# libalexandria.a: all layers, for the developer tools that link the library directly.
+function(alexandria_core_library)
+  alexandria_all_objects(objs)
   add_library(alexandria STATIC ${objs})
   target_include_directories(alexandria PUBLIC ${CMAKE_SOURCE_DIR}/include)
-  target_link_libraries(alexandria PUBLIC torch nlohmann_json::nlohmann_json fmt::fmt
-    PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::PCRE2 Threads::Threads)
+  target_link_libraries(alexandria PUBLIC torch ${ALEXANDRIA_LIGHT_DEPS})
 endfunction()

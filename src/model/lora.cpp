@@ -2,7 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
-#include <regex>
+#include <memory>
 #include <set>
 
 #include <fmt/format.h>
@@ -37,122 +37,6 @@ std::vector<std::pair<std::string, LoraLinear>> all_linears(Talker& talker) {
 }
 
 }  // namespace
-
-double LoraConfig::scaling() const {
-    return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
-}
-
-bool LoraConfig::matches(const std::string& path) const {
-    if (!target_regex.empty()) return std::regex_match(path, std::regex(target_regex));
-    for (const auto& t : target_modules)
-        if (path == t || ends_with(path, "." + t)) return true;
-    return false;
-}
-
-json LoraConfig::to_peft_json() const {
-    json j = {
-        {"alora_invocation_tokens", nullptr},
-        {"alpha_pattern", json::object()},
-        {"arrow_config", nullptr},
-        {"auto_mapping",
-         {{"base_model_class", "Qwen3TTSTalkerForConditionalGeneration"},
-          {"parent_library", "qwen_tts.core.models.modeling_qwen3_tts"}}},
-        {"base_model_name_or_path", ""},
-        {"bias", "none"},
-        {"corda_config", nullptr},
-        {"ensure_weight_tying", false},
-        {"eva_config", nullptr},
-        {"exclude_modules", nullptr},
-        {"fan_in_fan_out", false},
-        {"inference_mode", true},
-        {"init_lora_weights", true},
-        {"layer_replication", nullptr},
-        {"layers_pattern", nullptr},
-        {"layers_to_transform", nullptr},
-        {"loftq_config", json::object()},
-        {"lora_bias", false},
-        {"lora_dropout", dropout},
-        {"megatron_config", nullptr},
-        {"megatron_core", "megatron.core"},
-        {"modules_to_save", nullptr},
-        {"peft_type", "LORA"},
-        {"peft_version", "0.18.1"},
-        {"qalora_group_size", 16},
-        {"r", r},
-        {"rank_pattern", json::object()},
-        {"revision", nullptr},
-        {"target_parameters", nullptr},
-        {"task_type", nullptr},
-        {"trainable_token_indices", nullptr},
-        {"use_dora", false},
-        {"use_qalora", false},
-        {"use_rslora", use_rslora},
-    };
-    // PEFT writes integral alphas as ints (128, not 128.0).
-    if (alpha == std::floor(alpha) && std::fabs(alpha) < 1e15) j["lora_alpha"] = static_cast<int64_t>(alpha);
-    else j["lora_alpha"] = alpha;
-    if (!target_regex.empty()) j["target_modules"] = target_regex;
-    else j["target_modules"] = target_modules;
-    return j;
-}
-
-LoraConfig LoraConfig::from_peft_json(const json& j, const std::string& label) {
-    auto fail = [&](const std::string& field, const std::string& why) -> void {
-        throw InputError(fmt::format("{}: field {}: {}", label, field, why));
-    };
-    if (!j.is_object()) throw InputError(label + ": not a JSON object");
-    auto has = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
-    auto is_empty_or_null = [&](const char* k) {
-        if (!has(k)) return true;
-        const json& v = j[k];
-        return (v.is_object() || v.is_array() || v.is_string()) && v.empty();
-    };
-    LoraConfig c;
-    if (!has("peft_type") || !j["peft_type"].is_string()) fail("peft_type", "missing");
-    if (j["peft_type"] != "LORA") fail("peft_type", fmt::format("{} is not a LoRA adapter", j["peft_type"].dump()));
-    if (!has("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) fail("r", "expected a positive integer");
-    c.r = j["r"].get<int64_t>();
-    if (!has("lora_alpha") || !j["lora_alpha"].is_number()) fail("lora_alpha", "expected a number");
-    c.alpha = j["lora_alpha"].get<double>();
-    if (!std::isfinite(c.alpha)) fail("lora_alpha", "not finite");
-    c.dropout = 0;
-    if (has("lora_dropout")) {
-        if (!j["lora_dropout"].is_number()) fail("lora_dropout", "expected a number");
-        c.dropout = j["lora_dropout"].get<double>();
-        if (!(c.dropout >= 0 && c.dropout < 1)) fail("lora_dropout", "must be in [0, 1)");
-    }
-    if (!has("target_modules")) fail("target_modules", "missing");
-    const json& tm = j["target_modules"];
-    if (tm.is_string()) {
-        c.target_regex = tm.get<std::string>();
-        try {
-            std::regex check(c.target_regex);
-        } catch (const std::regex_error& e) {
-            fail("target_modules", fmt::format("invalid regular expression: {}", e.what()));
-        }
-        c.target_modules.clear();
-    } else if (tm.is_array() && !tm.empty()) {
-        c.target_modules.clear();
-        for (const auto& t : tm) {
-            if (!t.is_string()) fail("target_modules", "expected module names");
-            c.target_modules.push_back(t.get<std::string>());
-        }
-    } else {
-        fail("target_modules", "expected a list of module names or a regular expression");
-    }
-    if (has("use_rslora")) {
-        if (!j["use_rslora"].is_boolean()) fail("use_rslora", "expected true or false");
-        c.use_rslora = j["use_rslora"].get<bool>();
-    }
-    // Features that change the maths or the tensor set: refused rather than silently ignored.
-    if (has("bias") && j["bias"] != "none") fail("bias", "only \"none\" is supported");
-    for (const char* k : {"use_dora", "fan_in_fan_out", "lora_bias", "use_qalora"})
-        if (has(k) && j[k] != false) fail(k, "true is not supported");
-    for (const char* k : {"rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform", "layers_pattern",
-                          "exclude_modules", "layer_replication", "trainable_token_indices", "target_parameters"})
-        if (!is_empty_or_null(k)) fail(k, "not supported (expected null or empty)");
-    return c;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 std::vector<std::pair<std::string, LoraLinear>> lora_targets(Talker& talker, const LoraConfig& cfg) {
@@ -232,57 +116,24 @@ void save_adapter(Talker& talker, const LoraConfig& cfg, const std::string& dir)
 }
 
 Adapter read_adapter(const std::string& dir) {
+    AdapterListing listing = list_adapter(dir);
     Adapter a;
     a.dir = dir;
-    fs::path cfg_path = fs::path(dir) / kAdapterConfigFile, w_path = fs::path(dir) / kAdapterWeightsFile;
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) throw InputError(fmt::format("{}: not an adapter folder", dir));
-    if (!fs::exists(cfg_path, ec)) throw InputError(fmt::format("{}: {} not found", dir, kAdapterConfigFile));
-    if (!fs::exists(w_path, ec)) throw InputError(fmt::format("{}: {} not found", dir, kAdapterWeightsFile));
-    a.config_json = io::read_json_file(cfg_path.string());
-    try {
-        a.config = LoraConfig::from_peft_json(a.config_json, cfg_path.string());
-    } catch (const json::exception& e) {  // whatever the typed checks let through still names the file
-        throw InputError(fmt::format("{}: {}", cfg_path.string(), io::json_reason(e)));
-    }
-    io::SafetensorsFile file(w_path.string());
-    std::vector<std::string> problems;
-    for (const auto& info : file.tensors()) {
-        const std::string& n = info.name;
-        bool is_a = ends_with(n, ".lora_A.weight"), is_b = ends_with(n, ".lora_B.weight");
-        if (n.rfind(kPeftPrefix, 0) != 0 || !(is_a || is_b)) {
-            problems.push_back(fmt::format("{}: not a PEFT LoRA key ({}<module>.lora_A/B.weight)", n, kPeftPrefix));
-            continue;
-        }
-        if (info.dtype != io::DType::F32 && info.dtype != io::DType::BF16 && info.dtype != io::DType::F16 &&
-            info.dtype != io::DType::F64) {
-            problems.push_back(fmt::format("{}: dtype {} is not floating point", n, io::dtype_name(info.dtype)));
-            continue;
-        }
-        if (info.shape.size() != 2) {
-            problems.push_back(fmt::format("{}: shape {} is not a matrix", n, shape_str(info.shape)));
-            continue;
-        }
-        int64_t rank = is_a ? info.shape[0] : info.shape[1];
-        if (rank != a.config.r) {
-            problems.push_back(fmt::format("{}: shape {} has rank {}, adapter_config.json says r = {}", n,
-                                           shape_str(info.shape), rank, a.config.r));
-            continue;
-        }
-        torch::Tensor t = file.view(n).to(torch::kFloat32).clone();
+    a.config = listing.config;
+    a.config_json = listing.config_json;
+    io::SafetensorsFile file((fs::path(dir) / kAdapterWeightsFile).string());
+    std::vector<std::string> bad;
+    for (const auto& info : listing.tensors) {
+        torch::Tensor t = file.view(info.name).to(torch::kFloat32).clone();
         if (!torch::isfinite(t).all().item<bool>()) {
-            problems.push_back(fmt::format("{}: holds non-finite values", n));
+            bad.push_back(info.name);
             continue;
         }
-        a.tensors.emplace_back(n, t);
+        a.tensors.emplace_back(info.name, t);
     }
-    if (!problems.empty()) {
-        std::string msg = fmt::format("{}: {} bad tensor(s):", w_path.string(), problems.size());
-        for (size_t i = 0; i < problems.size() && i < 20; ++i) msg += "\n  " + problems[i];
-        if (problems.size() > 20) msg += fmt::format("\n  ... and {} more", problems.size() - 20);
-        throw InputError(msg);
-    }
-    if (a.tensors.empty()) throw InputError(fmt::format("{}: holds no tensors", w_path.string()));
+    if (!bad.empty())
+        throw InputError(fmt::format("{}: {} tensor(s) hold non-finite values: {}", file.path(), bad.size(),
+                                     fmt::join(bad.begin(), bad.begin() + std::min<size_t>(bad.size(), 20), ", ")));
     return a;
 }
 

@@ -128,44 +128,6 @@ nlohmann::json model_info(const std::string& model) {
     return j;
 }
 
-nlohmann::json adapter_info(const std::string& dir) {
-    auto a = model::read_adapter(dir);
-    nlohmann::json j;
-    j["path"] = dir;
-    j["r"] = a.config.r;
-    j["alpha"] = a.config.alpha;
-    j["scaling"] = a.config.scaling();
-    j["dropout"] = a.config.dropout;
-    j["use_rslora"] = a.config.use_rslora;
-    if (!a.config.target_regex.empty()) j["target_modules"] = a.config.target_regex;
-    else j["target_modules"] = a.config.target_modules;
-    int64_t params = 0, talker_tensors = 0, cp_tensors = 0, width = -1;
-    for (auto& [name, t] : a.tensors) {
-        params += t.numel();
-        if (name.find(".code_predictor.") != std::string::npos) ++cp_tensors;
-        else ++talker_tensors;
-        // The talker width: the input side of a talker q_proj's lora_A.
-        if (width < 0 && name.find(".code_predictor.") == std::string::npos &&
-            name.find("self_attn.q_proj.lora_A") != std::string::npos)
-            width = t.size(1);
-    }
-    j["tensors"] = a.tensors.size();
-    j["talker_tensors"] = talker_tensors;
-    j["code_predictor_tensors"] = cp_tensors;
-    j["parameters"] = params;
-    if (width > 0) {
-        j["talker_hidden_size"] = width;
-        j["fits"] = width == 2048 ? "1.7B" : (width == 1024 ? "0.6B" : fmt::format("talker width {}", width));
-    }
-    auto v = inspect_adapter_voice(dir);
-    j["voice"] = {{"speaker_embedding", v.speaker_file},
-                  {"ref_sample", v.ref_sample},
-                  {"ref_sample_text", v.ref_sample_text},
-                  {"language", v.language}};
-    if (fs::exists(fs::path(dir) / kTrainingMetaFile)) j["training_meta"] = read_json_file(fs::path(dir) / kTrainingMetaFile);
-    return j;
-}
-
 MergeResult merge_adapter_folder(const MergeOptions& o) {
     if (o.out.empty()) throw InputError("--out is required");
     if (!(o.scale >= 0) || !std::isfinite(o.scale)) throw InputError("--scale must be a finite number >= 0");

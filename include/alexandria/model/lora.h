@@ -18,35 +18,10 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/torch.h>
 
+#include "alexandria/model/adapter_files.h"
 #include "alexandria/model/talker.h"
 
 namespace alexandria::model {
-
-constexpr const char* kPeftPrefix = "base_model.model.";
-constexpr const char* kAdapterConfigFile = "adapter_config.json";
-constexpr const char* kAdapterWeightsFile = "adapter_model.safetensors";
-
-struct LoraConfig {
-    int64_t r = 32;
-    double alpha = 128;
-    double dropout = 0.05;
-    // PEFT semantics: a module matches when its path equals an entry or ends with "." + entry. The default is
-    // Alexandria's list, which PEFT applies to every talker AND code-predictor layer (264 tensors in all).
-    std::vector<std::string> target_modules{"q_proj", "k_proj", "v_proj", "o_proj"};
-    // PEFT's string form of target_modules: a regular expression that must match the whole module path.
-    // Non-empty overrides target_modules.
-    std::string target_regex;
-    bool use_rslora = false;  // scaling alpha/√r instead of alpha/r
-
-    double scaling() const;
-    // The full PEFT LORA adapter_config.json (PEFT 0.18.1's field set, as Alexandria writes it).
-    nlohmann::json to_peft_json() const;
-    // Validates PEFT fields this implementation does not support (DoRA, bias, fan_in_fan_out, rank/alpha patterns,
-    // modules_to_save, layer selection ...) and rejects them with an InputError naming `label` and the field.
-    static LoraConfig from_peft_json(const nlohmann::json& j, const std::string& label);
-    // True when `module_path` (relative to the talker) is targeted.
-    bool matches(const std::string& module_path) const;
-};
 
 // Modules under the talker that `cfg` targets, as (path relative to the talker, module).
 std::vector<std::pair<std::string, LoraLinear>> lora_targets(Talker& talker, const LoraConfig& cfg);

@@ -12,9 +12,7 @@ namespace alexandria::synth {
 // InputError when the folder has no valid config.json.
 nlohmann::json model_info(const std::string& model);
 
-// adapter_config.json values (r, alpha, scaling, targets), tensor and parameter counts, the talker width its
-// shapes imply, training_meta.json, and the voice files present. InputError on an invalid adapter.
-nlohmann::json adapter_info(const std::string& dir);
+// An adapter's settings and files: model::adapter_summary (model/adapter_files.h), read without libtorch.
 
 struct MergeOptions {
     std::string model;    // base folder (or Hugging Face id in the local cache)
