@@ -7,7 +7,7 @@
 // --rank, --batch and --clip-seconds take comma lists: every combination is measured on one base model (the LoRA
 // branches are re-attached per rank), so a matrix pays the model's construction once. --max-seconds stops the
 // matrix early; the cases left are listed as skipped. Per case: passes/s, ms/pass, samples/s and peak memory (RSS
-// on the CPU, never reset; the CUDA caching allocator's peak per case on a GPU, with ALEXANDRIA_CUDA_STATS).
+// on the CPU, never reset; the CUDA caching allocator's peak per case on a GPU, in CUDA builds).
 // stdout: the case's JSON object for one case, else the whole document; --json FILE writes the document.
 #include <chrono>
 #include <cmath>
@@ -28,7 +28,8 @@
 #include "alexandria/model/talker.h"
 #include "alexandria/train/objective.h"
 
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && defined(ALEXANDRIA_CUDA_STATS)
+// ALEXANDRIA_CUDA: set by the build when libtorch's CUDA parts are linked (-DALEXANDRIA_CUDA=ON).
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && (defined(ALEXANDRIA_CUDA) || defined(ALEXANDRIA_CUDA_STATS))
 #include <c10/cuda/CUDACachingAllocator.h>
 #define HAVE_CUDA_STATS 1
 #endif

@@ -124,7 +124,8 @@ def read_synth(work, problems):
                 row[key] = float(mm.group(1)) if mm else None
             row["first_audio_ms"] = None
         if row.get("frames_per_second") and not row.get("ms_per_frame"):
-            row["ms_per_frame"] = 1000.0 / row["frames_per_second"]
+            # frames/s counts every stream's frames; a step makes one frame per stream
+            row["ms_per_frame"] = 1000.0 * batch / row["frames_per_second"]
         rows.append(row)
     notes = []
     for path in glob.glob(os.path.join(work, "synth-*-nobatch.txt")):
@@ -178,7 +179,7 @@ def markdown(doc):
             lines.append(f"| {t.get('preset')} | {t.get('dtype')} | {s.get('rank')} | {s.get('batch')} | — "
                          f"| {s.get('frames')} | skipped: {s.get('reason')} | | | | |")
     lines += ["", "## Synthesis (decode loop; EOS forbidden, fixed frame count)", "",
-              "| preset | batch | ms/frame | frames/s (all streams) | x real time | first audio ms | codec decode s |",
+              "| preset | batch | ms/step | frames/s (all streams) | x real time | first audio ms | codec decode s |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for r in doc["synth"]:
         fps = r.get("frames_per_second")

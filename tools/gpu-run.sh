@@ -122,7 +122,8 @@ host_info() {
     if [ "$mode" = gpu ]; then
       python3 -c 'import torch; print("torch=" + torch.__version__); print("torch_cuda=" + str(torch.version.cuda)); print("torch_cmake=" + torch.utils.cmake_prefix_path); print("cuda_available=" + str(torch.cuda.is_available()))'
     elif [ -f "$build_dir/CMakeCache.txt" ]; then
-      echo "torch_cmake=$(sed -n 's/^Torch_DIR:PATH=//p' "$build_dir/CMakeCache.txt")"
+      echo "torch_cmake=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null || echo '<python3 torch>')"
+      echo "libtorch=$(sed -n 's/^ALEXANDRIA_LIBTORCH:[A-Z]*=//p' "$build_dir/CMakeCache.txt")"
     fi
   } | tee "$work/host.txt"
 }
@@ -170,23 +171,37 @@ unpack_deps() {
 }
 export -f unpack_deps
 
-# The environment every later step uses (set in this shell after unpack_deps).
+# The environment every later step uses (set in this shell after unpack_deps). LD_LIBRARY_PATH stays as it is:
+# Debian 12's libraries must not replace the machine's own for its programs (grep, python3, ...); ours find
+# them through the RPATH configure gives them.
 use_prefix() {
   local lib="$prefix/usr/lib/x86_64-linux-gnu"
   [ -d "$lib" ] || return 0
-  export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export PKG_CONFIG_PATH="$lib/pkgconfig:$prefix/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  command -v pkg-config >/dev/null || export PKG_CONFIG="$prefix/usr/bin/pkg-config"
+  if ! command -v pkg-config >/dev/null; then
+    mkdir -p "$work/bin"
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' "$lib" "$prefix/usr/bin/pkgconf" >"$work/bin/pkg-config"
+    chmod +x "$work/bin/pkg-config"
+    export PKG_CONFIG="$work/bin/pkg-config"
+  fi
+  # The tests read ${CMAKE_SOURCE_DIR}/../shared, which does not travel to the GPU machine; .deps/shared does.
+  if [ "$mode" = gpu ] && [ ! -e "$root/../shared" ] && [ -d "$deps/shared" ]; then
+    ln -s "$deps/shared" "$root/../shared" && echo "linked $root/../shared -> $deps/shared"
+  fi
 }
 
 configure() {
   local torch_cmake gen=()
   torch_cmake=$(sed -n 's/^torch_cmake=//p' "$work/host.txt")
   command -v ninja >/dev/null && gen=(-G Ninja)
+  # ALEXANDRIA_LIBTORCH=system: find_package(Torch) in the machine's own torch (cmake/Libtorch.cmake).
   local args=(cmake -S "$root" -B "$build_dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release
+    -DALEXANDRIA_LIBTORCH=system -DALEXANDRIA_CUDA=ON
     "-DTorch_DIR=$torch_cmake/Torch" "-DCMAKE_PREFIX_PATH=$torch_cmake;$prefix/usr"
-    "-DCMAKE_CXX_FLAGS=-DALEXANDRIA_CUDA_STATS"
-    "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$prefix/usr/lib/x86_64-linux-gnu")
+    # DT_RPATH (not RUNPATH) so that libsndfile's own dependencies (libFLAC, ...) load from the prefix too.
+    "-DCMAKE_BUILD_RPATH=$prefix/usr/lib/x86_64-linux-gnu"
+    "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$prefix/usr/lib/x86_64-linux-gnu -Wl,--disable-new-dtags"
+    "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-rpath-link,$prefix/usr/lib/x86_64-linux-gnu -Wl,--disable-new-dtags")
   [ -n "${PKG_CONFIG:-}" ] && args+=("-DPKG_CONFIG_EXECUTABLE=$PKG_CONFIG")
   [ -d /usr/local/cuda ] && args+=(-DCUDAToolkit_ROOT=/usr/local/cuda)
   if [ "$mode" = dry ]; then
@@ -204,8 +219,11 @@ build() {
     show cmake --build "$build_dir" -j"$jobs"
     return 10
   fi
-  set -o pipefail
-  cmake --build "$build_dir" -j"$jobs" 2>&1 | tee "$out/build.log" | grep -Ev '^\[[0-9]+/[0-9]+\] ' | tail -n 60
+  local rc
+  cmake --build "$build_dir" -j"$jobs" >"$out/build.log" 2>&1
+  rc=$?
+  grep -Ev '^\[[0-9]+/[0-9]+\] ' "$out/build.log" | tail -n 60
+  return $rc
 }
 export -f build
 
