@@ -29,7 +29,7 @@ TrainOptions base_options(const fs::path& data, const fs::path& out, std::vector
     o.model = test::tiny_model_dir().string();
     o.data = data;
     o.out = out;
-    o.device = "cpu";
+    o.device = test::device_name();  // ALEXANDRIA_TEST_DEVICE: cpu unless the GPU run asks for cuda
     o.epochs = 2;
     o.lr = 2e-3;
     o.lora_r = 4;
