@@ -9,6 +9,10 @@
 set_property(GLOBAL PROPERTY ALEXANDRIA_LAYERS "")
 set_property(GLOBAL PROPERTY ALEXANDRIA_LIGHT_LIBS "")
 set(ALEXANDRIA_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+# Unity builds of the torch objects: each batch of files compiles as one translation unit, so libtorch's
+# precompiled header (~700 MB) is loaded and its templates instantiated once per batch instead of once per file.
+option(ALEXANDRIA_UNITY "Compile each layer's torch files in unity batches" OFF)
+set(ALEXANDRIA_UNITY_BATCH 4 CACHE STRING "files per unity batch")
 set(ALEXANDRIA_LIGHT_DEPS nlohmann_json::nlohmann_json fmt::fmt PkgConfig::SNDFILE PkgConfig::SOXR PkgConfig::PCRE2
     Threads::Threads)
 
@@ -59,6 +63,9 @@ function(alexandria_layer name)
     target_include_directories(alexandria_${name} PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src)
     target_link_libraries(alexandria_${name} PUBLIC torch ${ALEXANDRIA_LIGHT_DEPS})
     alexandria_use_pch(alexandria_${name})
+    if(ALEXANDRIA_UNITY)
+      set_target_properties(alexandria_${name} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${ALEXANDRIA_UNITY_BATCH})
+    endif()
     list(APPEND libs alexandria_${name})
   endif()
   set(closure ${libs})
