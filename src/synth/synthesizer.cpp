@@ -64,6 +64,7 @@ AdapterVoice inspect_adapter_voice(const std::string& dir) {
         if (meta.is_object()) {
             if (auto it = meta.find("ref_sample_text"); it != meta.end() && it->is_string())
                 v.ref_sample_text = it->get<std::string>();
+            if (auto it = meta.find("prompt"); it != meta.end() && it->is_string()) v.prompt = it->get<std::string>();
             if (auto it = meta.find("language"); it != meta.end() && it->is_string()) {
                 v.language = lower(it->get<std::string>());
             } else if (meta.contains("ref_sample_text") && meta.contains("model_name")) {
@@ -205,6 +206,18 @@ const std::string& Synthesizer::active_adapter() const { return s_->active; }
 bool Synthesizer::adapter_merged() const { return s_->merged; }
 void Synthesizer::use_adapter(const std::string& dir) { s_->use_adapter(dir); }
 
+bool Synthesizer::uses_icl(const Utterance& u) {
+    auto& S = *s_;
+    if (S.lm.config.tts_model_type != "base") return false;
+    if (!u.ref_audio.empty()) return !u.ref_text.empty();
+    if (u.icl) return true;
+    if (u.no_icl) return false;
+    const std::string dir = u.adapter == "-" ? std::string() : (u.adapter.empty() ? S.opts.adapter : u.adapter);
+    const AdapterVoice* av =
+        !dir.empty() ? &S.voice_of(dir) : (S.model_voice && u.adapter != "-" ? &*S.model_voice : nullptr);
+    return av && av->prompt == "icl";
+}
+
 Synthesizer::Prepared Synthesizer::prepare(const Utterance& u) {
     auto& S = *s_;
     const auto& cfg = S.lm.config;
@@ -250,7 +263,7 @@ Synthesizer::Prepared Synthesizer::prepare(const Utterance& u) {
                 throw InputError(fmt::format("adapter '{}' has no stored speaker embedding and no {}: give "
                                              "--ref-audio",
                                              av->dir, kRefSampleFile));
-            if (u.icl) {
+            if (u.icl || (!u.no_icl && av->prompt == "icl")) {  // an ICL adapter speaks as it was trained
                 if (av->ref_sample.empty() || av->ref_sample_text.empty())
                     throw InputError(fmt::format("--icl needs {} and ref_sample_text in {} of adapter '{}'",
                                                  kRefSampleFile, kTrainingMetaFile, av->dir));
@@ -289,7 +302,7 @@ Synthesizer::Prepared Synthesizer::prepare(const Utterance& u) {
         req.ref_frames = p.ref_codes.size(0);
         if (req.ref_frames == 0) throw InputError(fmt::format("{}: the reference has no audio frames", icl_wav));
     }
-    req.layout = u.layout ? *u.layout : ((type != "base" || av) ? TextLayout::NonStreaming : TextLayout::Streaming);
+    req.layout = u.layout ? *u.layout : TextLayout::NonStreaming;
 
     auto recipe = build_prompt(req, cfg);
     auto& talker = S.talker();

@@ -6,8 +6,9 @@
 // Voices, by checkpoint type:
 //   Base          voice clone. The speaker vector comes from `ref_audio`, else from the active adapter (its stored
 //                 speaker embedding, else its ref_sample.wav: how it was trained). With `ref_text` (or
-//                 `icl` on an adapter with ref_sample.wav + ref_sample_text) the reference codes and transcript
-//                 are prepended (ICL) and the reference's share of the waveform is cut off afterwards.
+//                 `icl` on an adapter with ref_sample.wav + ref_sample_text, or by default on an adapter trained
+//                 with `train --prompt icl`) the reference codes and transcript are prepended (ICL) and the
+//                 reference's share of the waveform is cut off afterwards.
 //   CustomVoice   a named `speaker` (dialect override included); `instruct` on 1.7B only.
 //   VoiceDesign   `instruct` is the voice description.
 // An instruct block is added to any mode that has an instruct (the reference wrapper never adds it on Base, but
@@ -56,10 +57,10 @@ struct Utterance {
     std::string instruct;  // instruct block / VoiceDesign description
     std::string ref_audio, ref_text;  // clone reference (any rate; resampled to 24 kHz)
     bool icl = false;      // ICL with the adapter's ref_sample.wav and its transcript (Alexandria's original mode)
+    bool no_icl = false;   // x-vector even with an adapter trained in ICL mode (its default is ICL)
     // Adapter for this utterance: "" = the loaded one (LoadOptions::adapter), "-" = none (the base model).
     std::string adapter;
-    std::optional<TextLayout> layout;  // default: non-streaming with an adapter or on CustomVoice/VoiceDesign
-                                       // (as trained / the wrapper's default), streaming for plain Base cloning
+    std::optional<TextLayout> layout;  // default: non-streaming in every mode (see prompt.h TextLayout)
     uint64_t seed = 0;
     bool greedy = false;
     int64_t max_frames = 0;  // 0 = generation_config.json max_new_tokens
@@ -93,6 +94,7 @@ struct AdapterVoice {
     std::string ref_sample;      // ref_sample.wav path if present
     std::string ref_sample_text; // training_meta.json ref_sample_text
     std::string speaker_file;    // stored speaker embedding file if present
+    std::string prompt;          // training_meta.json "prompt": "icl" | "xvector" ("" = not recorded: x-vector)
 };
 AdapterVoice inspect_adapter_voice(const std::string& dir);
 // Reads a stored speaker vector ([enc_dim] fp32) from a safetensors file (the single tensor it holds, or the one
@@ -117,6 +119,8 @@ public:
         int64_t frame_cap = 0;
     };
     Prepared prepare(const Utterance& u);
+    // Whether `u` is spoken with an ICL prompt (its reference is then cut from the waveform, so it cannot stream).
+    bool uses_icl(const Utterance& u);
 
     const model::ModelConfig& config() const;
     const model::GenerationConfig& generation() const;
