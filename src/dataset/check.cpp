@@ -8,6 +8,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "alexandria/io/error.h"
@@ -61,6 +62,8 @@ std::string bin_label(const HistogramBin& b) {
     return fmt::format("{:g}-{:g}s", b.low, b.high);
 }
 
+constexpr const char* kAudioField = "audio_filepath";
+
 struct Checker {
     const Dataset& ds;
     const CheckOptions& opt;
@@ -89,8 +92,8 @@ struct Checker {
         c.usable = false;
     }
 
-    void clip(const Entry& e, Clip& c, std::map<std::pair<std::string, std::string>, int>& seen,
-              std::map<std::string, std::pair<int, std::string>>& by_audio) {
+    // Step 1: the entry's own problems and the file's presence. False when the clip is already skipped.
+    bool locate(const Entry& e, Clip& c) {
         c.line = e.line;
         c.audio = e.audio;
         c.path = e.audio_path;
@@ -104,27 +107,31 @@ struct Checker {
                     c.skip_reason = p.message;
                     break;
                 }
-            return;
+            return false;
         }
-        const char* field = "audio_filepath";
         std::error_code ec;
         auto st = fs::status(c.path, ec);
         if (!fs::exists(st)) {
-            skip(c, Severity::Warning, "missing-audio", "file not found", field);
-            return;
+            skip(c, Severity::Warning, "missing-audio", "file not found", kAudioField);
+            return false;
         }
         if (fs::is_directory(st)) {
-            skip(c, Severity::Warning, "undecodable", "is a folder, not an audio file", field);
+            skip(c, Severity::Warning, "undecodable", "is a folder, not an audio file", kAudioField);
             ++r.undecodable;
-            return;
+            return false;
         }
         if (!fs::is_regular_file(st)) {  // a pipe would block the decoder forever
-            skip(c, Severity::Warning, "undecodable", "not a regular file (a pipe, socket or device)", field);
+            skip(c, Severity::Warning, "undecodable", "not a regular file (a pipe, socket or device)", kAudioField);
             ++r.undecodable;
-            return;
+            return false;
         }
         c.found = true;
-        io::Audio audio;
+        return true;
+    }
+
+    // Step 2: header and samples. False when the clip is skipped (undecodable, truncated, over-long, ...).
+    bool decode(Clip& c, io::Audio& audio) {
+        const char* field = kAudioField;
         try {
             auto info = io::probe_audio(c.path.string());
             c.sample_rate = info.sample_rate;
@@ -135,7 +142,7 @@ struct Checker {
                 ++r.channel_counts[c.channels];
                 ++r.undecodable;
                 skip(c, Severity::Warning, "truncated", info.truncated + "; the audio no longer matches its text", field);
-                return;
+                return false;
             }
             // Over-long clips are skipped on the header alone: no need to decode an hour of audio to say so.
             double probed = info.sample_rate > 0 ? double(info.frames) / info.sample_rate : 0;
@@ -147,7 +154,7 @@ struct Checker {
                      fmt::format("{} long, over the {:g} s limit (--max-seconds)", fmt_seconds(probed),
                                  opt.max_seconds),
                      field);
-                return;
+                return false;
             }
             audio = io::read_audio(c.path.string());
         } catch (const InputError& err) {
@@ -160,12 +167,18 @@ struct Checker {
                 msg = "not a readable audio file (" + msg + ")";
             if (c.skip_code.empty()) skip(c, Severity::Warning, code, msg, field);
             ++r.undecodable;
-            return;
+            return false;
         }
         c.decoded = true;
         c.stats = io::audio_stats(audio);
         tally(c);
+        return true;
+    }
 
+    // Step 3: what training would make of the decoded clip.
+    void judge(Clip& c, std::map<std::pair<std::string, std::string>, int>& seen,
+               std::map<std::string, std::pair<int, std::string>>& by_audio) {
+        const char* field = kAudioField;
         if (blank(c.text)) {
             ++r.empty_text;
             std::string msg = fmt::format("{}:{}: field 'text': {} (training skips this line)", meta, c.line,
@@ -220,6 +233,12 @@ struct Checker {
         ++r.usable;
         r.usable_seconds += c.stats.seconds;
         if (c.short_utterance) ++r.short_utterances;
+    }
+
+    void clip(const Entry& e, Clip& c, std::map<std::pair<std::string, std::string>, int>& seen,
+              std::map<std::string, std::pair<int, std::string>>& by_audio) {
+        io::Audio audio;
+        if (locate(e, c) && decode(c, audio)) judge(c, seen, by_audio);
     }
 
     void reference() {

@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "alexandria/io/audio.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/jsonl.h"
@@ -209,10 +211,10 @@ bool is_inside(const fs::path& inner, const fs::path& outer) {  // inner == oute
 
 std::vector<SourceEntry> list_folder(const fs::path& dir) {
     std::vector<fs::path> files;
-    for (auto& de : fs::directory_iterator(dir)) {
-        std::error_code ec;
-        if (de.is_regular_file(ec)) files.push_back(de.path());
-    }
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (std::error_code fe; it->is_regular_file(fe)) files.push_back(it->path());
+    if (ec) throw InputError(fmt::format("{}: cannot list the folder: {}", dir.string(), ec.message()));
     std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
         return a.filename().string() < b.filename().string();
     });
@@ -274,74 +276,94 @@ std::vector<std::string> split_pipe(const std::string& line) {
     return f;
 }
 
+}  // namespace
+
+CsvRow parse_ljspeech_row(std::string line, int lineno, bool use_normalized) {
+    CsvRow row;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (lineno == 1 && line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+        row.skip = true;
+        return row;
+    }
+    auto fields = split_pipe(line);
+    row.columns = int(fields.size());
+    if (fields.size() < 2 || fields.size() > 3) {
+        row.error = fmt::format("expected 'file|text' or 'file|text|normalized', found {} column{}", fields.size(),
+                                fields.size() == 1 ? "" : "s");
+        return row;
+    }
+    row.file = clean_text(fields[0]);
+    if (lineno == 1) {
+        static const std::set<std::string> file_heads = {"file", "filename", "audio", "audio_file", "audio_filepath",
+                                                         "path", "wav", "id"};
+        static const std::set<std::string> text_heads = {"text", "transcript", "transcription", "sentence"};
+        if (file_heads.count(lower(row.file)) && text_heads.count(lower(clean_text(fields[1])))) {
+            row.skip = true;  // a header
+            return row;
+        }
+    }
+    std::string text = fields[1];
+    if (use_normalized) {
+        if (fields.size() == 3) text = fields[2];
+        else row.no_normalized = true;
+    }
+    row.text = clean_text(text);
+    if (row.file.empty()) row.error = "empty file column";
+    else row.error = text_problem(row.text);
+    return row;
+}
+
+namespace {
+
+// The audio a row's file column names: a path relative to the csv's folder, or an LJSpeech id looked up with the
+// usual extensions. Sets e.audio, or e.error listing where it looked.
+void find_row_audio(const fs::path& base, const std::string& file, SourceEntry& e) {
+    std::vector<fs::path> tries;
+    fs::path fp(file);
+    tries.push_back(fp.is_absolute() ? fp : base / fp);
+    if (!fp.has_extension() || !kAudioExtensions.count(lower(fp.extension().string()))) {
+        for (auto* ext : {".wav", ".flac"}) {
+            tries.push_back(base / "wavs" / (file + ext));
+            tries.push_back(base / (file + ext));
+        }
+    }
+    std::error_code ec;
+    for (auto& t : tries)
+        if (fs::is_regular_file(t, ec)) {
+            e.audio = t;
+            return;
+        }
+    std::string looked;
+    for (auto& t : tries) looked += (looked.empty() ? "" : ", ") + t.lexically_relative(base).string();
+    e.error = fmt::format("audio file not found (looked for {})", looked);
+}
+
 std::vector<SourceEntry> list_ljspeech(const fs::path& csv, bool use_normalized, std::vector<std::string>& warnings) {
     std::ifstream in(csv, std::ios::binary);
     if (!in) throw InputError(fmt::format("{}: cannot read", csv.string()));
-    fs::path base = csv.parent_path();
+    const fs::path base = csv.parent_path();
+    const std::string name = csv.filename().string();
     std::vector<SourceEntry> out;
     std::string line;
     int lineno = 0;
     bool warned_no_normalized = false;
     while (std::getline(in, line)) {
-        ++lineno;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (lineno == 1 && line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
-        if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        auto fields = split_pipe(line);
+        CsvRow row = parse_ljspeech_row(line, ++lineno, use_normalized);
+        if (row.skip) continue;
         SourceEntry e;
         e.line = lineno;
-        e.display = fmt::format("{}:{}", csv.filename().string(), lineno);
-        if (fields.size() < 2 || fields.size() > 3) {
-            e.error = fmt::format("expected 'file|text' or 'file|text|normalized', found {} column{}", fields.size(),
-                                  fields.size() == 1 ? "" : "s");
-            out.push_back(e);
-            continue;
+        e.audio_as_written = row.file;
+        e.display = row.columns == 2 || row.columns == 3 ? fmt::format("{}:{} ({})", name, lineno, row.file)
+                                                         : fmt::format("{}:{}", name, lineno);
+        e.text = row.text;
+        e.error = row.error;
+        if (row.no_normalized && !warned_no_normalized) {
+            warnings.push_back(fmt::format("{}:{}: no normalized column; using the text column for such lines", name,
+                                           lineno));
+            warned_no_normalized = true;
         }
-        std::string file = clean_text(fields[0]);
-        if (out.empty() && lineno == 1) {
-            static const std::set<std::string> file_heads = {"file", "filename", "audio", "audio_file", "audio_filepath",
-                                                             "path", "wav", "id"};
-            static const std::set<std::string> text_heads = {"text", "transcript", "transcription", "sentence"};
-            if (file_heads.count(lower(file)) && text_heads.count(lower(clean_text(fields[1])))) continue;  // header
-        }
-        e.audio_as_written = file;
-        e.display = fmt::format("{}:{} ({})", csv.filename().string(), lineno, file);
-        std::string text = fields[1];
-        if (use_normalized) {
-            if (fields.size() == 3) text = fields[2];
-            else if (!warned_no_normalized) {
-                warnings.push_back(fmt::format("{}:{}: no normalized column; using the text column for such lines",
-                                               csv.filename().string(), lineno));
-                warned_no_normalized = true;
-            }
-        }
-        e.text = clean_text(text);
-        if (file.empty()) {
-            e.error = "empty file column";
-        } else if (auto p = text_problem(e.text); !p.empty()) {
-            e.error = p;
-        } else {
-            std::vector<fs::path> tries;
-            fs::path fp(file);
-            tries.push_back(fp.is_absolute() ? fp : base / fp);
-            if (!fp.has_extension() || !kAudioExtensions.count(lower(fp.extension().string()))) {
-                for (auto* ext : {".wav", ".flac"}) {
-                    tries.push_back(base / "wavs" / (file + ext));
-                    tries.push_back(base / (file + ext));
-                }
-            }
-            std::error_code ec;
-            for (auto& t : tries)
-                if (fs::is_regular_file(t, ec)) {
-                    e.audio = t;
-                    break;
-                }
-            if (e.audio.empty()) {
-                std::string looked;
-                for (auto& t : tries) looked += (looked.empty() ? "" : ", ") + t.lexically_relative(base).string();
-                e.error = fmt::format("audio file not found (looked for {})", looked);
-            }
-        }
+        if (e.error.empty()) find_row_audio(base, row.file, e);
         out.push_back(e);
     }
     return out;
@@ -409,59 +431,75 @@ std::string dump_line(const nlohmann::ordered_json& j) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
 }
 
-}  // namespace
-
 // ---------------------------------------------------------------------------------------------------------------
+// The steps of an import, in order.
 
-ImportReport import_dataset(const ImportOptions& options) {
+// Where the entries come from.
+struct Source {
+    SourceFormat format = SourceFormat::Auto;
+    fs::path file;  // metadata.csv / .jsonl (the folder itself for the folder form)
+    fs::path root;  // the folder the source occupies (empty for a lone file); never written to
+    bool is_dir = false;
+};
+
+// The reference asked for with --ref: one of the entries, or a file outside the source.
+struct RefRequest {
+    int entry = -1;
+    fs::path external;
+};
+
+ImportOptions checked_options(const ImportOptions& options) {
     ImportOptions opt = options;
     // "out/" names the folder "out": the temp folder must be its sibling, not inside it
     opt.out = opt.out.lexically_normal();
     if (!opt.out.empty() && opt.out.filename().empty()) opt.out = opt.out.parent_path();
-    ImportReport rep;
-    rep.source = opt.source;
-    rep.out = opt.out;
     std::error_code ec;
-
     if (opt.source.empty()) throw InputError("no source given");
     if (opt.out.empty()) throw InputError("--out: no output folder given");
     if (!(opt.max_seconds > 0) || !std::isfinite(opt.max_seconds))
         throw InputError(fmt::format("--max-seconds must be a positive number, got {}", opt.max_seconds));
     if (!fs::exists(opt.source, ec)) throw InputError(fmt::format("{}: source not found", opt.source.string()));
+    return opt;
+}
 
-    // Resolve the form and the file to read.
-    SourceFormat fmt_ = opt.format;
-    fs::path src_file = opt.source;
-    fs::path src_root;  // the folder the source occupies; never written to
-    bool src_is_dir = fs::is_directory(opt.source, ec);
-    if (src_is_dir) {
-        src_root = opt.source;
-        if (fmt_ == SourceFormat::Auto) {
-            if (fs::is_regular_file(opt.source / "metadata.csv", ec)) fmt_ = SourceFormat::LJSpeech;
-            else if (fs::is_regular_file(opt.source / "metadata.jsonl", ec)) fmt_ = SourceFormat::Jsonl;
-            else fmt_ = SourceFormat::Folder;
+// The form (detected unless given) and the file to read.
+Source resolve_source(const ImportOptions& opt) {
+    std::error_code ec;
+    Source src;
+    src.format = opt.format;
+    src.file = opt.source;
+    src.is_dir = fs::is_directory(opt.source, ec);
+    if (src.is_dir) {
+        src.root = opt.source;
+        if (src.format == SourceFormat::Auto) {
+            if (fs::is_regular_file(opt.source / "metadata.csv", ec)) src.format = SourceFormat::LJSpeech;
+            else if (fs::is_regular_file(opt.source / "metadata.jsonl", ec)) src.format = SourceFormat::Jsonl;
+            else src.format = SourceFormat::Folder;
         }
-        if (fmt_ == SourceFormat::LJSpeech) src_file = opt.source / "metadata.csv";
-        else if (fmt_ == SourceFormat::Jsonl) src_file = opt.source / "metadata.jsonl";
-        if (fmt_ != SourceFormat::Folder && !fs::is_regular_file(src_file, ec))
-            throw InputError(fmt::format("{}: no {} in this folder", opt.source.string(), src_file.filename().string()));
-    } else {
-        auto ext = lower(opt.source.extension().string());
-        if (fmt_ == SourceFormat::Auto) {
-            if (ext == ".csv" || ext == ".txt" || ext == ".psv") fmt_ = SourceFormat::LJSpeech;
-            else if (ext == ".jsonl" || ext == ".json" || ext == ".ndjson") fmt_ = SourceFormat::Jsonl;
-            else
-                throw InputError(fmt::format(
-                    "{}: not a folder, a metadata.csv or a .jsonl file (use --format to say which form it is)",
-                    opt.source.string()));
-        }
-        if (fmt_ == SourceFormat::Folder)
-            throw InputError(fmt::format("{}: --format folder needs a directory", opt.source.string()));
+        if (src.format == SourceFormat::LJSpeech) src.file = opt.source / "metadata.csv";
+        else if (src.format == SourceFormat::Jsonl) src.file = opt.source / "metadata.jsonl";
+        if (src.format != SourceFormat::Folder && !fs::is_regular_file(src.file, ec))
+            throw InputError(fmt::format("{}: no {} in this folder", opt.source.string(), src.file.filename().string()));
+        return src;
     }
-    rep.format = fmt_;
+    auto ext = lower(opt.source.extension().string());
+    if (src.format == SourceFormat::Auto) {
+        if (ext == ".csv" || ext == ".txt" || ext == ".psv") src.format = SourceFormat::LJSpeech;
+        else if (ext == ".jsonl" || ext == ".json" || ext == ".ndjson") src.format = SourceFormat::Jsonl;
+        else
+            throw InputError(fmt::format(
+                "{}: not a folder, a metadata.csv or a .jsonl file (use --format to say which form it is)",
+                opt.source.string()));
+    }
+    if (src.format == SourceFormat::Folder)
+        throw InputError(fmt::format("{}: --format folder needs a directory", opt.source.string()));
+    return src;
+}
 
-    // The output must not overlap the source: SRC is never modified, and --force must never delete it.
-    if (src_is_dir && is_inside(opt.out, src_root))
+// The output must not overlap the source: SRC is never modified, and --force must never delete it.
+void check_output_location(const ImportOptions& opt, const Source& src) {
+    std::error_code ec;
+    if (src.is_dir && is_inside(opt.out, src.root))
         throw InputError(fmt::format("--out {} is inside the source folder {}; the source is never modified, choose "
                                      "a folder outside it",
                                      opt.out.string(), opt.source.string()));
@@ -475,214 +513,252 @@ ImportReport import_dataset(const ImportOptions& options) {
             throw InputError(fmt::format("--out {} exists and is not empty; pass --force to replace it",
                                          opt.out.string()));
     }
+}
 
+std::vector<SourceEntry> list_source(const ImportOptions& opt, const Source& src, ImportReport& rep) {
     std::vector<SourceEntry> entries;
-    if (fmt_ == SourceFormat::Folder) entries = list_folder(opt.source);
-    else if (fmt_ == SourceFormat::LJSpeech) entries = list_ljspeech(src_file, opt.use_normalized, rep.warnings);
-    else entries = list_jsonl(src_file);
-    rep.entries = int(entries.size());
-
+    if (src.format == SourceFormat::Folder) entries = list_folder(opt.source);
+    else if (src.format == SourceFormat::LJSpeech) entries = list_ljspeech(src.file, opt.use_normalized, rep.warnings);
+    else entries = list_jsonl(src.file);
     for (auto& e : entries)
         if (!e.audio.empty() && is_inside(e.audio, opt.out))
             throw InputError(fmt::format("{}: its audio {} lies inside --out {}; choose another output folder",
                                          e.display, e.audio.string(), opt.out.string()));
+    return entries;
+}
 
-    // Resolve --ref before the long conversion so a typo fails fast.
-    int ref_entry = -1;
-    fs::path ref_external;
-    if (!opt.ref.empty()) {
-        fs::path as_given(opt.ref);
-        fs::path base = src_is_dir ? src_root : src_file.parent_path();
-        fs::path candidate;
-        if (fs::is_regular_file(as_given, ec)) candidate = as_given;
-        else if (fs::is_regular_file(base / as_given, ec)) candidate = base / as_given;
-        if (!candidate.empty()) {
-            auto c = canonical_or_absolute(candidate);
-            for (size_t i = 0; i < entries.size(); ++i)
-                if (!entries[i].audio.empty() && canonical_or_absolute(entries[i].audio) == c) ref_entry = int(i);
-            if (ref_entry < 0) ref_external = candidate;
-        } else {
-            for (size_t i = 0; i < entries.size() && ref_entry < 0; ++i) {
-                auto& w = entries[i].audio_as_written;
-                if (w.empty()) continue;
-                if (w == opt.ref || fs::path(w).stem().string() == opt.ref ||
-                    fs::path(w).filename().string() == opt.ref)
-                    ref_entry = int(i);
-            }
-            if (ref_entry < 0)
-                throw InputError(fmt::format("--ref {}: no such file, and no source clip has that name", opt.ref));
+// --ref is resolved before the long conversion so a typo fails fast.
+RefRequest resolve_ref(const ImportOptions& opt, const Source& src, const std::vector<SourceEntry>& entries) {
+    RefRequest ref;
+    if (opt.ref.empty()) return ref;
+    std::error_code ec;
+    fs::path as_given(opt.ref);
+    fs::path base = src.is_dir ? src.root : src.file.parent_path();
+    fs::path candidate;
+    if (fs::is_regular_file(as_given, ec)) candidate = as_given;
+    else if (fs::is_regular_file(base / as_given, ec)) candidate = base / as_given;
+    if (!candidate.empty()) {
+        auto c = canonical_or_absolute(candidate);
+        for (size_t i = 0; i < entries.size(); ++i)
+            if (!entries[i].audio.empty() && canonical_or_absolute(entries[i].audio) == c) ref.entry = int(i);
+        if (ref.entry < 0) ref.external = candidate;
+    } else {
+        for (size_t i = 0; i < entries.size() && ref.entry < 0; ++i) {
+            auto& w = entries[i].audio_as_written;
+            if (w.empty()) continue;
+            if (w == opt.ref || fs::path(w).stem().string() == opt.ref || fs::path(w).filename().string() == opt.ref)
+                ref.entry = int(i);
         }
-        if (ref_entry >= 0 && !entries[size_t(ref_entry)].error.empty())
-            throw InputError(fmt::format("--ref {}: that clip cannot be used: {}", opt.ref,
-                                         entries[size_t(ref_entry)].error));
-        if (!ref_external.empty() && opt.ref_text.empty()) {
-            fs::path txt = ref_external;
-            txt.replace_extension(".txt");
-            if (!fs::is_regular_file(txt, ec))
-                throw InputError(fmt::format("--ref {}: it is not one of the source clips, so its transcript is "
-                                             "needed: pass --ref-text or put {} beside it",
-                                             opt.ref, txt.filename().string()));
-        }
+        if (ref.entry < 0)
+            throw InputError(fmt::format("--ref {}: no such file, and no source clip has that name", opt.ref));
     }
+    if (ref.entry >= 0 && !entries[size_t(ref.entry)].error.empty())
+        throw InputError(fmt::format("--ref {}: that clip cannot be used: {}", opt.ref, entries[size_t(ref.entry)].error));
+    if (!ref.external.empty() && opt.ref_text.empty()) {
+        fs::path txt = ref.external;
+        txt.replace_extension(".txt");
+        if (!fs::is_regular_file(txt, ec))
+            throw InputError(fmt::format("--ref {}: it is not one of the source clips, so its transcript is needed: "
+                                         "pass --ref-text or put {} beside it",
+                                         opt.ref, txt.filename().string()));
+    }
+    return ref;
+}
 
+// Every entry decoded, checked, resampled to 24 kHz and written into `tmp` as sample_NNN.wav, or skipped with its
+// reason. Returns the index in rep.clips of the --ref entry (-1 when it was skipped or not asked for).
+int convert_entries(const std::vector<SourceEntry>& entries, const ImportOptions& opt, const fs::path& tmp,
+                    int ref_entry, ImportReport& rep, std::vector<Converted>& conv) {
     const int width = std::max(3, digits(entries.empty() ? 0 : entries.size() - 1));
-    std::vector<Converted> conv;
     std::map<fs::path, size_t> seen_audio;        // canonical source path → entry index
     std::map<std::string, std::string> seen_hash;  // converted content → dataset name
     int clip_of_ref = -1;
-
-    auto fill = [&](const fs::path& tmp) {
-        for (size_t i = 0; i < entries.size(); ++i) {
-            auto& e = entries[i];
-            auto skip = [&](const std::string& why) { rep.skipped.push_back({e.display, why}); };
-            if (!e.error.empty()) {
-                skip(e.error);
-                continue;
-            }
-            auto canon = canonical_or_absolute(e.audio);
-            if (auto it = seen_audio.find(canon); it != seen_audio.end()) {
-                skip(fmt::format("duplicate: the same audio file as {}", entries[it->second].display));
-                continue;
-            }
-            seen_audio[canon] = i;
-            ImportedClip c;
-            c.source = e.audio_as_written;
-            c.source_line = e.line;
-            c.text = e.text;
-            io::Audio a;
-            try {
-                auto info = io::probe_audio(e.audio.string());
-                c.source_rate = info.sample_rate;
-                c.source_channels = info.channels;
-                if (info.sample_rate > 0 && double(info.frames) / info.sample_rate > opt.max_seconds) {
-                    skip(fmt::format("{:.1f} s is longer than --max-seconds {:g}", double(info.frames) / info.sample_rate,
-                                     opt.max_seconds));
-                    continue;
-                }
-                a = io::read_audio_resampled(e.audio.string(), io::kModelSampleRate);
-            } catch (const Error& ex) {
-                skip(ex.what());
-                continue;
-            }
-            auto st = io::audio_stats(a);
-            if (st.silent()) {
-                skip("silent (below -50 dBFS everywhere)");
-                continue;
-            }
-            if (st.seconds > opt.max_seconds) {
-                skip(fmt::format("{:.1f} s is longer than --max-seconds {:g}", st.seconds, opt.max_seconds));
-                continue;
-            }
-            c.audio_filepath = fmt::format("sample_{:0{}d}.wav", i, width);
-            io::write_audio((tmp / c.audio_filepath).string(), a, io::AudioFormat::WavPcm16);
-            c.seconds = st.seconds;
-            c.peak = st.peak;
-            speech_levels(a.samples, a.sample_rate, &c.level_db, &c.snr_db);
-            Converted cv;
-            cv.hash = io::hash_file(tmp / c.audio_filepath);
-            cv.clipped_fraction = st.clipped_fraction;
-            if (auto h = seen_hash.find(cv.hash); h != seen_hash.end())
-                rep.warnings.push_back(fmt::format("{}: same audio content as {} (kept both)", e.display, h->second));
-            else
-                seen_hash[cv.hash] = c.audio_filepath;
-            if (int(i) == ref_entry) clip_of_ref = int(rep.clips.size());
-            rep.clips.push_back(c);
-            conv.push_back(cv);
-            rep.total_seconds += c.seconds;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        auto& e = entries[i];
+        auto skip = [&](const std::string& why) { rep.skipped.push_back({e.display, why}); };
+        if (!e.error.empty()) {
+            skip(e.error);
+            continue;
         }
+        auto canon = canonical_or_absolute(e.audio);
+        if (auto it = seen_audio.find(canon); it != seen_audio.end()) {
+            skip(fmt::format("duplicate: the same audio file as {}", entries[it->second].display));
+            continue;
+        }
+        seen_audio[canon] = i;
+        ImportedClip c;
+        c.source = e.audio_as_written;
+        c.source_line = e.line;
+        c.text = e.text;
+        io::Audio a;
+        try {
+            auto info = io::probe_audio(e.audio.string());
+            c.source_rate = info.sample_rate;
+            c.source_channels = info.channels;
+            if (info.sample_rate > 0 && double(info.frames) / info.sample_rate > opt.max_seconds) {
+                skip(fmt::format("{:.1f} s is longer than --max-seconds {:g}", double(info.frames) / info.sample_rate,
+                                 opt.max_seconds));
+                continue;
+            }
+            a = io::read_audio_resampled(e.audio.string(), io::kModelSampleRate);
+        } catch (const Error& ex) {
+            skip(ex.what());
+            continue;
+        }
+        auto st = io::audio_stats(a);
+        if (st.silent()) {
+            skip("silent (below -50 dBFS everywhere)");
+            continue;
+        }
+        if (st.seconds > opt.max_seconds) {
+            skip(fmt::format("{:.1f} s is longer than --max-seconds {:g}", st.seconds, opt.max_seconds));
+            continue;
+        }
+        c.audio_filepath = fmt::format("sample_{:0{}d}.wav", i, width);
+        io::write_audio((tmp / c.audio_filepath).string(), a, io::AudioFormat::WavPcm16);
+        c.seconds = st.seconds;
+        c.peak = st.peak;
+        speech_levels(a.samples, a.sample_rate, &c.level_db, &c.snr_db);
+        Converted cv;
+        cv.hash = io::hash_file(tmp / c.audio_filepath);
+        cv.clipped_fraction = st.clipped_fraction;
+        if (auto h = seen_hash.find(cv.hash); h != seen_hash.end())
+            rep.warnings.push_back(fmt::format("{}: same audio content as {} (kept both)", e.display, h->second));
+        else
+            seen_hash[cv.hash] = c.audio_filepath;
+        if (int(i) == ref_entry) clip_of_ref = int(rep.clips.size());
+        rep.clips.push_back(c);
+        conv.push_back(cv);
+        rep.total_seconds += c.seconds;
+    }
+    return clip_of_ref;
+}
+
+// Every clip's reference score (reported even when --ref decides); returns the best clip's index.
+int score_clips(ImportReport& rep, const std::vector<Converted>& conv) {
+    std::vector<double> levels;
+    for (auto& c : rep.clips) levels.push_back(c.level_db);
+    std::sort(levels.begin(), levels.end());
+    double median = levels.size() % 2 ? levels[levels.size() / 2]
+                                      : 0.5 * (levels[levels.size() / 2 - 1] + levels[levels.size() / 2]);
+    int best = 0;
+    for (size_t k = 0; k < rep.clips.size(); ++k) {
+        auto& c = rep.clips[k];
+        RefCandidate rc{c.seconds, c.peak, conv[k].clipped_fraction, c.level_db, c.snr_db, false, c.text};
+        c.ref_score = ref_score(rc, median);
+        if (c.ref_score > rep.clips[size_t(best)].ref_score) best = int(k);
+    }
+    return best;
+}
+
+// ref.wav as a byte copy of clip k.
+void use_clip_as_ref(const fs::path& tmp, size_t k, const std::string& reason, ImportReport& rep) {
+    auto& c = rep.clips[k];
+    fs::copy_file(tmp / c.audio_filepath, tmp / "ref.wav", fs::copy_options::overwrite_existing);
+    rep.ref_source = c.source;
+    rep.ref_text = c.text;
+    rep.ref_seconds = c.seconds;
+    rep.ref_score = c.ref_score;
+    rep.ref_reason = reason;
+}
+
+// ref.wav from a --ref file that is not one of the training clips, with its transcript.
+void use_external_ref(const ImportOptions& opt, const fs::path& file, const fs::path& tmp, ImportReport& rep) {
+    std::string text = opt.ref_text;
+    if (text.empty()) {
+        fs::path txt = file;
+        txt.replace_extension(".txt");
+        text = io::read_file(txt);
+    }
+    text = clean_text(text);
+    if (auto p = text_problem(text); !p.empty()) throw ImportFailed(fmt::format("--ref {}: {}", opt.ref, p), rep);
+    io::Audio a;
+    try {
+        a = io::read_audio_resampled(file.string(), io::kModelSampleRate);
+    } catch (const Error& ex) {
+        throw ImportFailed(fmt::format("--ref {}: {}", opt.ref, ex.what()), rep);
+    }
+    auto st = io::audio_stats(a);
+    if (st.silent()) throw ImportFailed(fmt::format("--ref {}: silent", opt.ref), rep);
+    if (st.seconds > 30.0)
+        rep.warnings.push_back(
+            fmt::format("--ref {}: {:.1f} s is long for a reference (5-15 s works best)", opt.ref, st.seconds));
+    io::write_audio((tmp / "ref.wav").string(), a, io::AudioFormat::WavPcm16);
+    rep.ref_source = opt.ref;
+    rep.ref_text = text;
+    rep.ref_seconds = st.seconds;
+    rep.ref_reason = "chosen with --ref (not one of the training clips)";
+}
+
+void choose_reference(const ImportOptions& opt, const std::vector<SourceEntry>& entries, const RefRequest& ref,
+                      int clip_of_ref, int best, const fs::path& tmp, ImportReport& rep) {
+    if (!opt.ref.empty() && ref.entry >= 0) {
+        if (clip_of_ref < 0) {
+            std::string why;
+            for (auto& s : rep.skipped)
+                if (s.source == entries[size_t(ref.entry)].display) why = s.reason;
+            throw ImportFailed(fmt::format("--ref {}: that clip was skipped: {}", opt.ref, why), rep);
+        }
+        use_clip_as_ref(tmp, size_t(clip_of_ref), "chosen with --ref", rep);
+    } else if (!ref.external.empty()) {
+        use_external_ref(opt, ref.external, tmp, rep);
+    } else {
+        const double score = rep.clips[size_t(best)].ref_score;
+        use_clip_as_ref(tmp, size_t(best),
+                        score >= 1.0 ? fmt::format("automatic: best score {:.3f} (5-15 s, unclipped, calm text, level "
+                                                   "near the median)",
+                                                   score - 1.0)
+                                     : fmt::format("automatic, but no clip is 5-15 s long and unclipped: best score "
+                                                   "{:.3f}; consider recording a calm 5-15 s passage and passing --ref",
+                                                   score),
+                        rep);
+        if (score < 1.0) rep.warnings.push_back("reference: " + rep.ref_reason);
+    }
+    io::write_file_atomic(tmp / "ref_text.txt", rep.ref_text);
+}
+
+void write_metadata(const fs::path& tmp, ImportReport& rep) {
+    std::string meta;
+    for (auto& c : rep.clips) {
+        nlohmann::ordered_json j;
+        j["audio_filepath"] = c.audio_filepath;
+        j["text"] = c.text;
+        j["ref_audio"] = "ref.wav";
+        meta += dump_line(j);
+        meta.push_back('\n');
+    }
+    io::write_file_atomic(tmp / "metadata.jsonl", meta);
+    rep.written = true;
+    io::write_file_atomic(tmp / "import.json", rep.to_json().dump(2) + "\n");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+ImportReport import_dataset(const ImportOptions& options) {
+    const ImportOptions opt = checked_options(options);
+    ImportReport rep;
+    rep.source = opt.source;
+    rep.out = opt.out;
+    const Source src = resolve_source(opt);
+    rep.format = src.format;
+    check_output_location(opt, src);
+    const auto entries = list_source(opt, src, rep);
+    rep.entries = int(entries.size());
+    const RefRequest ref = resolve_ref(opt, src, entries);
+
+    io::replace_directory_atomic(opt.out, [&](const fs::path& tmp) {
+        std::vector<Converted> conv;
+        const int clip_of_ref = convert_entries(entries, opt, tmp, ref.entry, rep, conv);
         if (rep.clips.empty())
             throw ImportFailed(fmt::format("{}: no usable clip among {} entr{} ({} skipped); nothing written",
                                            opt.source.string(), entries.size(), entries.size() == 1 ? "y" : "ies",
                                            rep.skipped.size()),
                                rep);
-
-        // Scores for every clip (reported even when --ref decides).
-        std::vector<double> levels;
-        for (auto& c : rep.clips) levels.push_back(c.level_db);
-        std::sort(levels.begin(), levels.end());
-        double median = levels.size() % 2 ? levels[levels.size() / 2]
-                                          : 0.5 * (levels[levels.size() / 2 - 1] + levels[levels.size() / 2]);
-        int best = 0;
-        for (size_t k = 0; k < rep.clips.size(); ++k) {
-            auto& c = rep.clips[k];
-            RefCandidate rc{c.seconds, c.peak, conv[k].clipped_fraction, c.level_db, c.snr_db, false, c.text};
-            c.ref_score = ref_score(rc, median);
-            if (c.ref_score > rep.clips[size_t(best)].ref_score) best = int(k);
-        }
-
-        if (!opt.ref.empty() && ref_entry >= 0) {
-            if (clip_of_ref < 0) {
-                std::string why;
-                for (auto& s : rep.skipped)
-                    if (s.source == entries[size_t(ref_entry)].display) why = s.reason;
-                throw ImportFailed(fmt::format("--ref {}: that clip was skipped: {}", opt.ref, why), rep);
-            }
-            auto& c = rep.clips[size_t(clip_of_ref)];
-            fs::copy_file(tmp / c.audio_filepath, tmp / "ref.wav", fs::copy_options::overwrite_existing);
-            rep.ref_source = c.source;
-            rep.ref_text = c.text;
-            rep.ref_seconds = c.seconds;
-            rep.ref_score = c.ref_score;
-            rep.ref_reason = "chosen with --ref";
-        } else if (!ref_external.empty()) {
-            std::string text = opt.ref_text;
-            if (text.empty()) {
-                fs::path txt = ref_external;
-                txt.replace_extension(".txt");
-                text = io::read_file(txt);
-            }
-            text = clean_text(text);
-            if (auto p = text_problem(text); !p.empty())
-                throw ImportFailed(fmt::format("--ref {}: {}", opt.ref, p), rep);
-            io::Audio a;
-            try {
-                a = io::read_audio_resampled(ref_external.string(), io::kModelSampleRate);
-            } catch (const Error& ex) {
-                throw ImportFailed(fmt::format("--ref {}: {}", opt.ref, ex.what()), rep);
-            }
-            auto st = io::audio_stats(a);
-            if (st.silent()) throw ImportFailed(fmt::format("--ref {}: silent", opt.ref), rep);
-            if (st.seconds > 30.0)
-                rep.warnings.push_back(fmt::format("--ref {}: {:.1f} s is long for a reference (5-15 s works best)",
-                                                   opt.ref, st.seconds));
-            io::write_audio((tmp / "ref.wav").string(), a, io::AudioFormat::WavPcm16);
-            rep.ref_source = opt.ref;
-            rep.ref_text = text;
-            rep.ref_seconds = st.seconds;
-            rep.ref_reason = "chosen with --ref (not one of the training clips)";
-        } else {
-            auto& c = rep.clips[size_t(best)];
-            fs::copy_file(tmp / c.audio_filepath, tmp / "ref.wav", fs::copy_options::overwrite_existing);
-            rep.ref_source = c.source;
-            rep.ref_text = c.text;
-            rep.ref_seconds = c.seconds;
-            rep.ref_score = c.ref_score;
-            rep.ref_reason = c.ref_score >= 1.0
-                                 ? fmt::format("automatic: best score {:.3f} (5-15 s, unclipped, calm text, level near "
-                                               "the median)",
-                                               c.ref_score - 1.0)
-                                 : fmt::format("automatic, but no clip is 5-15 s long and unclipped: best score {:.3f}; "
-                                               "consider recording a calm 5-15 s passage and passing --ref",
-                                               c.ref_score);
-            if (c.ref_score < 1.0) rep.warnings.push_back("reference: " + rep.ref_reason);
-        }
-        io::write_file_atomic(tmp / "ref_text.txt", rep.ref_text);
-
-        std::string meta;
-        for (auto& c : rep.clips) {
-            nlohmann::ordered_json j;
-            j["audio_filepath"] = c.audio_filepath;
-            j["text"] = c.text;
-            j["ref_audio"] = "ref.wav";
-            meta += dump_line(j);
-            meta.push_back('\n');
-        }
-        io::write_file_atomic(tmp / "metadata.jsonl", meta);
-        rep.written = true;
-        io::write_file_atomic(tmp / "import.json", rep.to_json().dump(2) + "\n");
-    };
-
-    io::replace_directory_atomic(opt.out, fill);
+        const int best = score_clips(rep, conv);
+        choose_reference(opt, entries, ref, clip_of_ref, best, tmp, rep);
+        write_metadata(tmp, rep);
+    });
     return rep;
 }
 

@@ -58,6 +58,8 @@ nlohmann::json read_json_file(const std::string& path) { return parse_json_text(
 
 void read_jsonl(const std::string& path, const std::function<void(int, const nlohmann::json&)>& fn,
                 const std::function<void(int, const std::string&)>& on_error) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) throw InputError(fmt::format("{}: is a folder, expected a JSONL file", path));
     std::ifstream in(path, std::ios::binary);
     if (!in) throw InputError(fmt::format("{}: cannot read (missing or unreadable)", path));
     std::string line;

@@ -232,7 +232,7 @@ void validate_script(const Script& script, const ScriptCheck& check) {
         if (!l.voice.empty() && check.voice) {
             try {
                 check.voice(l.voice);
-            } catch (const InputError& e) {
+            } catch (const std::exception& e) {  // incl. filesystem errors on the path it names (too long, no access)
                 bad.push_back({l.line, l.index, fmt::format("{}: field 'voice': {}", where, e.what())});
                 continue;
             }

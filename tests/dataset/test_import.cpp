@@ -481,3 +481,24 @@ TEST_CASE("import: reference score terms") {
     REQUIRE_FALSE(dataset::ref_eligible(too_long));
     REQUIRE(dataset::ref_score(too_long, -20.0) < 1.0);
 }
+
+TEST_CASE("import: LJSpeech rows parse on their own (header, columns, normalized, bad text)") {
+    auto row = dataset::parse_ljspeech_row("LJ001-0001|Printing, in the only sense.|Printing normalized\r", 2, false);
+    CHECK_FALSE(row.skip);
+    CHECK(row.columns == 3);
+    CHECK(row.file == "LJ001-0001");
+    CHECK(row.text == "Printing, in the only sense.");
+    CHECK(row.error.empty());
+    CHECK(dataset::parse_ljspeech_row("LJ001-0001|a|Normalized  text ", 2, true).text == "Normalized text");
+    auto two = dataset::parse_ljspeech_row("a.wav|only text", 3, true);
+    CHECK(two.no_normalized);
+    CHECK(two.text == "only text");
+    CHECK(dataset::parse_ljspeech_row("\xEF\xBB\xBF" "file|text", 1, false).skip);   // header, after a BOM
+    CHECK_FALSE(dataset::parse_ljspeech_row("file|text", 2, false).skip);           // only line 1 is a header
+    CHECK(dataset::parse_ljspeech_row("  \t", 4, false).skip);
+    CHECK(dataset::parse_ljspeech_row("one column", 5, false).error == "expected 'file|text' or 'file|text|normalized', found 1 column");
+    CHECK(dataset::parse_ljspeech_row("a|b|c|d", 5, false).columns == 4);
+    CHECK(dataset::parse_ljspeech_row("|text", 6, false).error == "empty file column");
+    CHECK(dataset::parse_ljspeech_row("a|   ", 6, false).error == "empty transcript");
+    CHECK_THAT(dataset::parse_ljspeech_row("a|caf\xE9", 7, false).error, Catch::Contains("not valid UTF-8"));
+}

@@ -43,7 +43,8 @@ TEST_CASE("resampling to 24 kHz keeps duration and pitch") {
     for (int rate : {16000, 22050, 44100, 48000}) {
         auto a = tone(1000, 1.0, rate);
         auto r = io::resample(a.samples, rate, 24000);
-        REQUIRE(r.size() == 24000);
+        // librosa's length: ceil(n * (24000 / rate)) in doubles, 24001 for 22.05 and 44.1 kHz (audio.cpp resample)
+        REQUIRE(r.size() == size_t(std::ceil(double(rate) * (24000.0 / rate))));
         // zero crossings of a 1 kHz tone over 1 s ≈ 2000
         int zc = 0;
         for (size_t i = 1000; i + 1000 < r.size(); ++i) zc += (r[i - 1] < 0) != (r[i] < 0);
@@ -114,4 +115,35 @@ TEST_CASE("bad audio files give input errors naming the file") {
     io::write_audio(nan, a, io::AudioFormat::WavFloat);
     REQUIRE_THROWS_WITH(io::read_audio(nan), Catch::Contains("not a finite number"));
     REQUIRE_THROWS_AS(io::parse_audio_format("mp3"), InputError);
+}
+
+TEST_CASE("a file cut short is refused by every reader, a whole one is not") {
+    TempDir dir;
+    auto whole = (dir / "whole.wav").string();
+    io::write_audio(whole, tone(200, 0.5, 24000));
+    CHECK(io::probe_audio(whole).truncated.empty());
+    CHECK(io::read_audio(whole).samples.size() == 12000);
+    std::ifstream in(whole, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // 90% of the samples: libsndfile alone would quietly decode the shorter clip
+    auto cut = (dir / "cut.wav").string();
+    std::ofstream(cut, std::ios::binary) << bytes.substr(0, 44 + 2 * 10800);
+    auto info = io::probe_audio(cut);
+    CHECK_THAT(info.truncated, Catch::Contains("declares 24000 bytes of audio, the file holds 21600"));
+    REQUIRE_THROWS_WITH(io::read_audio(cut), Catch::StartsWith(cut + ": truncated"));
+    REQUIRE_THROWS_WITH(io::read_audio_resampled(cut, 16000), Catch::Contains("truncated"));
+    // a data size far beyond the file: refused on the header, nothing of that size allocated
+    std::string huge = bytes;
+    huge[40] = '\x00', huge[41] = '\xff', huge[42] = '\xff', huge[43] = '\x7f';
+    auto big = (dir / "huge.wav").string();
+    std::ofstream(big, std::ios::binary) << huge;
+    REQUIRE_THROWS_WITH(io::read_audio(big), Catch::Contains("truncated"));
+    // FLAC cut in half: fewer frames decode than STREAMINFO declares
+    auto flac = (dir / "a.flac").string();
+    io::write_audio(flac, tone(200, 1.0, 24000), io::AudioFormat::Flac);
+    std::ifstream fin(flac, std::ios::binary);
+    std::string fb((std::istreambuf_iterator<char>(fin)), std::istreambuf_iterator<char>());
+    auto half = (dir / "half.flac").string();
+    std::ofstream(half, std::ios::binary) << fb.substr(0, fb.size() / 2);
+    REQUIRE_THROWS_WITH(io::read_audio(half), Catch::Contains("truncated"));
 }

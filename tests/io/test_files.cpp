@@ -85,6 +85,24 @@ TEST_CASE("JSONL errors name file, line and field") {
     REQUIRE_THROWS_WITH(io::read_jsonl((dir / "none.jsonl").string(), [](int, const nlohmann::json&) {}), Catch::Contains("none.jsonl"));
 }
 
+TEST_CASE("every JSON library error is an input error naming the file and line") {
+    TempDir dir;
+    auto p = (dir / "m.jsonl").string();
+    io::write_file_atomic(p, "{\"text\": \"a\"}\n{\"text\": \"Hi.\", \"x\": 8e458}\n{\"text\": \"b\", \"y\": -1e400}\n");
+    std::vector<std::string> errors;
+    io::read_jsonl(p, [](int, const nlohmann::json&) {}, [&](int, const std::string& m) { errors.push_back(m); });
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0] == p + ":2: invalid JSON: number overflow parsing '8e458'");
+    CHECK_THAT(errors[1], Catch::StartsWith(p + ":3: invalid JSON: number overflow"));
+    REQUIRE_THROWS_WITH(io::read_jsonl(p, [](int, const nlohmann::json&) {}), Catch::StartsWith(p + ":2: "));
+    auto whole = (dir / "config.json").string();
+    io::write_file_atomic(whole, "{\"a\": 1e999}");
+    REQUIRE_THROWS_WITH(io::read_json_file(whole), whole + ": invalid JSON: number overflow parsing '1e999'");
+    io::write_file_atomic(whole, "{\"a\": [1, 2}");
+    REQUIRE_THROWS_WITH(io::read_json_file(whole), Catch::StartsWith(whole + ": invalid JSON at byte 12: "));
+    CHECK(io::parse_json_text("[1]", "x") == nlohmann::json::array({1}));
+}
+
 TEST_CASE("UTF-8 validation rejects overlongs, surrogates and truncation") {
     size_t off = 0;
     REQUIRE(io::valid_utf8("héllo 你好 😀"));

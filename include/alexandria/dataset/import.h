@@ -123,6 +123,18 @@ private:
 // `out`, max_seconds ≤ 0) throw InputError before anything is read.
 ImportReport import_dataset(const ImportOptions& options);
 
+// One line of an LJSpeech metadata.csv (`lineno` 1-based; line 1 may be a header such as `file|text`), exposed for
+// tests and fuzzing. Never throws: a bad row carries its reason.
+struct CsvRow {
+    bool skip = false;           // a blank line or the header
+    int columns = 0;             // '|'-separated columns found
+    std::string file;            // the file column, trimmed
+    std::string text;            // the transcript column used, cleaned (line breaks and runs of spaces → one space)
+    std::string error;           // non-empty: the row cannot be imported, and why
+    bool no_normalized = false;  // use_normalized was asked for and the row has no third column
+};
+CsvRow parse_ljspeech_row(std::string line, int lineno, bool use_normalized);
+
 // Reference scoring, exposed for tests and for `dataset build`'s callers.
 struct RefCandidate {
     double seconds = 0;

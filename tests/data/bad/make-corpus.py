@@ -94,6 +94,9 @@ case("missing-metadata", "no metadata.jsonl", 2, "missing-metadata", "metadata.j
 case("empty-metadata", "metadata.jsonl with only blank lines", 2, "no-entries", "no entries", {}, "\n  \n")
 case("invalid-json", "line 2 is not valid JSON", 2, "invalid-json", "metadata.jsonl:2: invalid JSON", {},
      meta('{"audio_filepath": "sample_000.wav", "text": "Hello"'))
+case("number-overflow", "line 2 holds a number beyond double's range (8e458)", 2, "invalid-json",
+     "metadata.jsonl:2: invalid JSON: number overflow", {},
+     meta('{"audio_filepath": "sample_000.wav", "text": "Hi.", "x": 8e458}'))
 case("not-an-object", "line 2 is a JSON array", 2, "not-an-object", "metadata.jsonl:2: expected a JSON object", {},
      meta('["sample_000.wav", "Hello"]'))
 case("missing-text", "line 2 has no text field", 2, "missing-field", "metadata.jsonl:2: field 'text': missing", {},
@@ -116,6 +119,9 @@ case("missing-ref", "metadata names ref.wav as ref_audio but it is not there", 2
      line(dict(GOOD_LINE, ref_audio="ref.wav")) + "\n")
 case("corrupt-ref", "ref.wav is a text file", 2, "undecodable-ref", "cannot use the reference audio",
      {"ref.wav": b"not a wav\n"}, line(GOOD_LINE) + "\n")
+case("truncated-ref", "ref.wav declares 1 s of audio and holds 0.2 s (every reader refuses it)", 2, "truncated-ref",
+     "truncated: the WAV header declares 16000 bytes of audio, the file holds 3200",
+     {"ref.wav": wav_bytes(tone(0.2), declared_data_bytes=16000)}, line(GOOD_LINE) + "\n")
 case("non-utf8-ref-text", "ref_text.txt is Latin-1", 2, "ref-text-not-utf8", "not valid UTF-8", {}, meta(),
      ref_text=b"Caf\xe9 au lait.")
 
