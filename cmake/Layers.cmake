@@ -27,14 +27,26 @@ target_precompile_headers(alexandria_light_pch_anchor PRIVATE ${CMAKE_SOURCE_DIR
 target_link_libraries(alexandria_light_pch_anchor PUBLIC nlohmann_json::nlohmann_json fmt::fmt)
 target_compile_options(alexandria_light_pch_anchor PRIVATE ${ALEXANDRIA_WARNINGS})
 
+# A precompiled header is only used with the code-model flags it was built with: the anchors are -fPIC (their
+# objects go into libalexandria_torch.so), so executables reusing them compile with -fPIC too, not -fPIE.
+function(alexandria_match_pch_flags target)
+  get_target_property(type ${target} TYPE)
+  if(type STREQUAL "EXECUTABLE")
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${target} PRIVATE -fPIC)
+  endif()
+endfunction()
+
 function(alexandria_use_pch target)
   target_precompile_headers(${target} REUSE_FROM alexandria_pch_anchor)
   target_compile_options(${target} PRIVATE ${ALEXANDRIA_WARNINGS})
+  alexandria_match_pch_flags(${target})
 endfunction()
 
 function(alexandria_use_light_pch target)
   target_precompile_headers(${target} REUSE_FROM alexandria_light_pch_anchor)
   target_compile_options(${target} PRIVATE ${ALEXANDRIA_WARNINGS})
+  alexandria_match_pch_flags(${target})
 endfunction()
 
 function(alexandria_layer name)
