@@ -8,6 +8,7 @@ namespace {
 
 struct Options {
     eval::EvalOptions e;
+    CLI::Option* out = nullptr;
     bool no_base = false, no_loss = false, no_generate = false, no_gate = false, json = false;
 };
 
@@ -15,6 +16,7 @@ int run(Options& o) {
     o.e.compare_base = !o.no_base;
     o.e.loss = !o.no_loss;
     o.e.generate = !o.no_generate;
+    o.e.html_report = o.out->count() > 0;  // without --out, nothing beyond what eval always wrote
     o.e.tool_version = version_string();
     o.e.log = [](const std::string& line) { say("{}", line); };
     eval::EvalReport r = eval::evaluate(o.e);
@@ -46,7 +48,10 @@ const bool registered = add_command(
              ->capture_default_str();
          app.add_option("--seeds", e.seeds, "Seeds per prompt")->capture_default_str();
          app.add_option("--first-seed", e.first_seed, "First seed (seeds are consecutive)")->capture_default_str();
-         app.add_option("--out", e.out, "Output folder: eval.json and the WAVs")->capture_default_str();
+         o->out = app.add_option("--out", e.out,
+                                 "Output folder: eval.json and the WAVs; when given, also report.html (a page to "
+                                 "listen with: every take side by side, the verdict and the loss curves)")
+                      ->capture_default_str();
          app.add_option("--language", e.language,
                         "Language of the prompts (default: each adapter's training language, else english)")
              ->capture_default_str();

@@ -22,84 +22,17 @@
 #include "alexandria/text/tokenizer.h"
 #include "alexandria/train/layout.h"
 #include "support/test_support.h"
+#include "eval_fixture.h"
 
 using namespace alexandria;
 using namespace alexandria::eval;
 using alexandria::test::TempDir;
+using alexandria::test::copy_tiny_voice;
+using alexandria::test::small_options;
+using alexandria::test::tiny;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-namespace {
-
-struct Tiny {
-    TempDir tmp;
-    std::string model, adapter_a, adapter_b, zero_adapter;
-    Tiny() {
-        model = (tmp / "model").string();
-        model::RandomModelSpec spec;
-        spec.size = "tiny";
-        spec.type = "base";
-        spec.seed = 21;
-        spec.dtype = "f32";
-        model::write_random_model(model, spec);
-        text::write_tiny_tokenizer(model);
-        codec::write_random_codec((fs::path(model) / "speech_tokenizer").string(), "tiny", 9);
-        auto lm = model::load_model(model);
-        model::LoraConfig lc;
-        lc.r = 4;
-        lc.alpha = 8;
-        auto make = [&](const std::string& dir, double stddev, uint64_t seed) {
-            model::attach_lora(lm.model->talker, lc);
-            torch::manual_seed(seed);
-            if (stddev > 0) {
-                torch::NoGradGuard ng;
-                for (auto& [name, t] : model::lora_state(lm.model->talker)) t.normal_(0.0, stddev);
-            }
-            model::save_adapter(lm.model->talker, lc, dir);
-            io::write_file_atomic(fs::path(dir) / "training_meta.json",
-                                  json{{"language", "english"}, {"objective", "alexandria"}, {"epochs_run", 1}}.dump());
-            model::detach_lora(lm.model->talker);
-        };
-        adapter_a = (tmp / "run" / "checkpoints" / "epoch-1").string();
-        adapter_b = (tmp / "run" / "checkpoints" / "epoch-2").string();
-        zero_adapter = (tmp / "zero").string();
-        make(adapter_a, 0.05, 1);
-        make(adapter_b, 0.3, 2);
-        make(zero_adapter, 0.0, 3);  // fresh LoRA: B = 0, the base model exactly
-    }
-};
-Tiny& tiny() {
-    static Tiny t;
-    return t;
-}
-
-fs::path copy_tiny_voice(const fs::path& into) {
-    fs::path src = test::source_dir() / "examples" / "tiny-voice", dst = into / "tiny-voice";
-    fs::create_directories(dst);
-    for (auto& e : fs::directory_iterator(src))
-        if (e.is_regular_file()) fs::copy_file(e.path(), dst / e.path().filename());
-    return dst;
-}
-
-std::string write_prompts(const fs::path& dir) {
-    auto p = (dir / "prompts.txt").string();
-    std::ofstream(p) << "Oh!\nThe rain stopped at noon.\n";
-    return p;
-}
-
-EvalOptions small_options(const fs::path& tmp, const fs::path& data) {
-    EvalOptions o;
-    o.model = tiny().model;
-    o.adapters = {tiny().adapter_a};
-    o.data = data.string();
-    o.prompts_file = write_prompts(tmp);
-    o.seeds = 2;
-    o.out = (tmp / "eval-out").string();
-    o.max_frames = 6;
-    return o;
-}
-
-}  // namespace
 
 TEST_CASE("held-out loss is train's teacher-forced loss, without updates") {
     TempDir t;
@@ -244,6 +177,10 @@ TEST_CASE("a generation forced to hit the frame cap is a runaway: not usable, ev
     CHECK(r.base->outputs.size() == 4);
     CHECK(fs::exists(fs::path(o.out) / "base" / "p01-s0.wav"));
     CHECK(fs::exists(fs::path(o.out) / "epoch-1" / "p02-s1.wav"));
+    // Without html_report (the command line without --out) there is no page and no copied reference.
+    CHECK(r.report_path.empty());
+    CHECK_FALSE(fs::exists(fs::path(o.out) / "report.html"));
+    CHECK_FALSE(fs::exists(fs::path(o.out) / "reference"));
 
     // eval.json: the schema.
     json j = json::parse(io::read_file(fs::path(o.out) / "eval.json"));

@@ -9,7 +9,8 @@
 //      speaking rate against the dataset's own rate, speaker similarity of each output to the reference, duration
 //      outliers, silent and clipped outputs; every WAV is kept in the output folder;
 //   3. the verdict (verdict.h) and, with several adapters, the ranking and the pick.
-// Everything lands in OUT/eval.json (written atomically, last) and a human table.
+// Everything lands in OUT/eval.json (written atomically, last) and a human table; with `html_report`, also
+// OUT/report.html, a page to listen with (report.h).
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -79,7 +80,8 @@ struct EvalOptions {
     std::string prompts_file;           // "" = default_prompts()
     int seeds = 3;                      // seeds first_seed .. first_seed + seeds - 1
     uint64_t first_seed = 0;
-    std::string out = "eval";           // WAVs + eval.json
+    std::string out = "eval";           // WAVs + eval.json (+ report.html); checked writable before any work
+    bool html_report = false;           // also write OUT/report.html (the command line: when --out is given)
     std::string language;               // "" = each adapter's recorded language, else "english" (train's default)
     std::string device = "cpu";
     std::string dtype = "auto";         // auto: f32 on the CPU, bf16 on CUDA
@@ -113,6 +115,7 @@ struct EvalReport {
     int exit_code = kExitNotUsable;
     nlohmann::json json;              // eval.json as written
     fs::path json_path;
+    fs::path report_path;             // report.html ("" = not written)
     double seconds = 0;
 };
 
@@ -128,5 +131,6 @@ nlohmann::json to_json(const HeldOutLoss& l);
 nlohmann::json to_json(const OutputCheck& o);
 nlohmann::json to_json(const GenerationSummary& g);
 nlohmann::json to_json(const PooledRate& r);
+nlohmann::json to_json(const AdapterEval& a, bool judged);  // judged: with its verdict (not for the base model)
 
 }  // namespace alexandria::eval
