@@ -2,7 +2,7 @@
 // model.safetensors, the text tokenizer files and speech_tokenizer/. `tiny` is for tests and the demo (CPU,
 // seconds); `0.6b` and `1.7b` have the real shapes, for GPU benchmarks.
 //
-//   make_model --preset tiny|0.6b|1.7b --type base|custom_voice|voice_design --out DIR
+//   make_model --preset tiny|tiny-1.7b|tiny-0.6b|0.6b|1.7b --type base|custom_voice|voice_design --out DIR
 //              [--seed N] [--dtype bf16|f32] [--tokenizer REAL_TOKENIZER_DIR] [--no-codec]
 #include <CLI/CLI.hpp>
 
@@ -23,9 +23,11 @@ int main(int argc, char** argv) {
     model::RandomModelSpec spec;
     std::string out, tokenizer_dir;
     bool no_codec = false;
-    app.add_option("--preset", spec.size, "model size: tiny (tests), 0.6b or 1.7b (real shapes)")
+    app.add_option("--preset", spec.size,
+                   "model size: tiny (tests), tiny-1.7b / tiny-0.6b (the two real shapes at tiny widths, parity "
+                   "suite), 0.6b or 1.7b (real shapes)")
         ->capture_default_str()
-        ->check(CLI::IsMember({"tiny", "0.6b", "1.7b"}));
+        ->check(CLI::IsMember({"tiny", "tiny-1.7b", "tiny-0.6b", "0.6b", "1.7b"}));
     app.add_option("--type", spec.type, "checkpoint type")
         ->capture_default_str()
         ->check(CLI::IsMember({"base", "custom_voice", "voice_design"}));
@@ -54,7 +56,7 @@ int main(int argc, char** argv) {
             }
         }
         if (!no_codec)
-            codec::write_random_codec((fs::path(out) / "speech_tokenizer").string(), spec.size == "tiny" ? "tiny" : "full",
+            codec::write_random_codec((fs::path(out) / "speech_tokenizer").string(), model::is_tiny_size(spec.size) ? "tiny" : "full",
                                       spec.seed);
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::fprintf(stderr, "make_model: wrote %s %s (%s, seed %llu) to %s in %.1f s\n", spec.size.c_str(),

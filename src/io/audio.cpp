@@ -126,6 +126,10 @@ std::vector<float> resample(const std::vector<float>& in, int from_rate, int to_
     if (from_rate == to_rate || in.empty()) return in;
     if (from_rate <= 0 || to_rate <= 0) throw InputError(fmt::format("invalid sample rates {} → {}", from_rate, to_rate));
     size_t out_len = size_t(std::llround(double(in.size()) * to_rate / from_rate));
+    // librosa.resample (the reference's loader, fix=True) pads soxr's round(n·r) samples with zeros to
+    // ceil(n·r), computed as ceil(n * (to / from)) in doubles; stopping at round(n·r) would make the last frame's
+    // codes of a 44.1/22.05/32 kHz input differ from the reference's whenever n·r rounds down.
+    const size_t fixed_len = size_t(std::ceil(double(in.size()) * (double(to_rate) / double(from_rate))));
     std::vector<float> out(out_len + 16);
     soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
     soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
@@ -134,7 +138,7 @@ std::vector<float> resample(const std::vector<float>& in, int from_rate, int to_
                                     &io, &q, nullptr);
     if (err) throw Error(fmt::format("resampling {} → {} Hz failed: {}", from_rate, to_rate, err));
     out.resize(std::min(odone, out_len));
-    out.resize(out_len, 0.0f);
+    out.resize(fixed_len, 0.0f);
     return out;
 }
 

@@ -30,7 +30,12 @@ Widths widths_for(const std::string& size) {
     if (size == "1.7b") return {2048, 6144, 28, 16, 8, 128, 2048, {24, 20, 20}, 1024, 3072, 5, 16, 8, 128};
     if (size == "0.6b") return {1024, 3072, 28, 16, 8, 128, 2048, {24, 20, 20}, 1024, 3072, 5, 16, 8, 128};
     if (size == "tiny") return {64, 128, 2, 4, 2, 16, 16, {4, 2, 2}, 32, 64, 2, 4, 2, 16};
-    throw InputError(fmt::format("unknown model size \"{}\" (tiny, 0.6b, 1.7b)", size));
+    // The two real shapes at tiny widths, for the parity suite: 1.7B-like (text width = talker width, code predictor
+    // narrower, so small_to_mtp_projection exists) and 0.6B-like (text wider than the talker, code predictor as wide
+    // as the talker, identity projection).
+    if (size == "tiny-1.7b") return {32, 64, 2, 4, 2, 16, 32, {4, 2, 2}, 16, 32, 2, 4, 2, 16};
+    if (size == "tiny-0.6b") return {32, 64, 2, 4, 2, 16, 64, {4, 2, 2}, 32, 64, 2, 4, 2, 16};
+    throw InputError(fmt::format("unknown model size \"{}\" (tiny, tiny-1.7b, tiny-0.6b, 0.6b, 1.7b)", size));
 }
 
 json decoder_common(int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv, int64_t head_dim) {
@@ -87,6 +92,8 @@ void write_streamed_safetensors(const fs::path& path, const std::vector<std::pai
 }
 
 }  // namespace
+
+bool is_tiny_size(const std::string& size) { return size.rfind("tiny", 0) == 0; }
 
 json random_model_config(const RandomModelSpec& spec) {
     Widths w = widths_for(spec.size);
@@ -152,7 +159,7 @@ json random_model_config(const RandomModelSpec& spec) {
               {"transformers_version", "4.57.3"}};
     if (spec.type == "base") {
         json s = {{"enc_dim", w.hidden}, {"sample_rate", 24000}};
-        if (spec.size == "tiny") {
+        if (is_tiny_size(spec.size)) {
             // Small ECAPA widths; the real configs keep the class defaults (spec §5.1).
             s["enc_channels"] = {32, 32, 32, 32, 96};
             s["enc_attention_channels"] = 16;

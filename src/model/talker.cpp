@@ -107,10 +107,14 @@ torch::Tensor TalkerImpl::frame_embed(const torch::Tensor& codes) {
     int64_t G = cfg_.num_code_groups;
     if (codes.dim() < 1 || codes.size(-1) != G)
         throw InputError(fmt::format("a frame holds {} codes, got shape {}", G, fmt::join(codes.sizes(), "x")));
-    torch::Tensor e = model->codec_embedding(codes.select(-1, 0));
+    // One reduction over the 16 embeddings, as the reference does (cat(...).sum(1) in generate(), the ICL prompt
+    // and training): in bf16, torch sums in fp32 and rounds once, where adding them one by one would round 15 times.
+    std::vector<torch::Tensor> parts;
+    parts.reserve(size_t(G));
+    parts.push_back(model->codec_embedding(codes.select(-1, 0)));
     auto& tables = code_predictor->model->codec_embedding_list;
-    for (int64_t g = 1; g < G; ++g) e = e + tables[g - 1](codes.select(-1, g));
-    return e;
+    for (int64_t g = 1; g < G; ++g) parts.push_back(tables[g - 1](codes.select(-1, g)));
+    return torch::stack(parts, -2).sum(-2);
 }
 
 TalkerOutput TalkerImpl::forward(const torch::Tensor& inputs_embeds, KVCache* cache,

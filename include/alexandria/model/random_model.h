@@ -7,7 +7,9 @@
 // (4 query / 2 key-value heads of 16, MRoPE sections [4, 2, 2]), code predictor 2 layers × 32 wide, 16 code groups,
 // codebook 2048, codec vocabulary 3072 with the real control ids, text vocabulary 151936 (so the real
 // special-token ids stay valid) at text width 16, a small ECAPA speaker encoder (Base). About 6M parameters.
-// tts_model_size is "tiny".
+// tts_model_size is "tiny". tiny-1.7b and tiny-0.6b (parity suite): the two real shapes at tiny widths — talker
+// 32 wide with text width 32 and a 16-wide code predictor (1.7B: small_to_mtp_projection), or text width 64 and a
+// code predictor as wide as the talker (0.6B: identity projection).
 //
 // The tokenizer and speech_tokenizer/ folders are not written here (other layers own them): tools/make_model does.
 #include <cstdint>
@@ -23,7 +25,7 @@
 namespace alexandria::model {
 
 struct RandomModelSpec {
-    std::string size = "tiny";  // "tiny" | "0.6b" | "1.7b"
+    std::string size = "tiny";  // "tiny" | "tiny-1.7b" | "tiny-0.6b" | "0.6b" | "1.7b"
     std::string type = "base";  // "base" | "custom_voice" | "voice_design"
     uint64_t seed = 0;
     std::string dtype = "bf16";  // "bf16" (as released) | "f32"
@@ -32,6 +34,8 @@ struct RandomModelSpec {
 // The config.json of the spec (real structure and ids; real values for 0.6b / 1.7b). InputError for an unknown
 // size or type, or 0.6b voice_design (never released).
 nlohmann::json random_model_config(const RandomModelSpec& spec);
+// "tiny", "tiny-1.7b", "tiny-0.6b": the presets with tiny widths (small speaker encoder, tiny codec).
+bool is_tiny_size(const std::string& size);
 // The released generation_config.json, byte for byte.
 std::string generation_config_text();
 
