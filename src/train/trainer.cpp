@@ -252,14 +252,23 @@ private:
     fs::path path_;
 };
 
-}  // namespace
+// ---------------------------------------------------------------------------------------------------------------
+// The training run, top to bottom: validate_options → run_paths → load_base_model → load_training_data → plan_run → attach_lora →
+// start_or_resume → run_epoch (train_micro_batch, optimizer_step, save_checkpoint) → close_epoch → finish.
+// Each step takes what it needs as arguments and returns what it made; nothing else is shared.
 
-TrainResult train(const TrainOptions& o) {
-    using clock = std::chrono::steady_clock;
-    const auto t_start = clock::now();
-    auto say = [&](const std::string& line) {
-        if (o.protocol) o.protocol(line);
-    };
+using Clock = std::chrono::steady_clock;
+using Say = std::function<void(const std::string&)>;
+
+// --- set-up ---------------------------------------------------------------------------------------------------
+
+struct RunPaths {
+    fs::path out;         // the adapter folder
+    fs::path work;        // out/checkpoints: the only part of out that changes while training
+    fs::path resume_dir;  // work/resume: the state a --resume continues from
+};
+
+void validate_options(const TrainOptions& o) {
     if (o.lora_r < 1) throw InputError(fmt::format("--lora-r must be >= 1 (got {})", o.lora_r));
     if (!(o.lora_alpha > 0)) throw InputError(fmt::format("--lora-alpha must be > 0 (got {})", o.lora_alpha));
     if (o.grad_accum < 1) throw InputError(fmt::format("--grad-accum must be >= 1 (got {})", o.grad_accum));
@@ -269,24 +278,36 @@ TrainResult train(const TrainOptions& o) {
     if (!(o.lora_dropout >= 0 && o.lora_dropout < 1)) throw InputError("--lora-dropout must be in [0, 1)");
     if (!(o.max_seconds > 0)) throw InputError("--max-seconds must be > 0");
     if (o.out.empty()) throw InputError("--out: an adapter folder is required");
+}
 
-    const DeviceChoice dev = resolve_device(o.device);
-    const std::string model_dir = io::locate_model(o.model);
-    const fs::path out = fs::absolute(o.out).lexically_normal();
-    const fs::path work = out / "checkpoints";
-    const fs::path resume_dir = work / "resume";
-    if (fs::exists(out) && !fs::is_directory(out)) throw InputError(fmt::format("--out {}: not a folder", out.string()));
-    if (!o.resume && fs::exists(resume_dir / "state.json"))
+// The output folder must be a folder, and a resumable run in it is continued only when asked for.
+RunPaths run_paths(const TrainOptions& o) {
+    RunPaths p;
+    p.out = fs::absolute(o.out).lexically_normal();
+    p.work = p.out / "checkpoints";
+    p.resume_dir = p.work / "resume";
+    if (fs::exists(p.out) && !fs::is_directory(p.out))
+        throw InputError(fmt::format("--out {}: not a folder", p.out.string()));
+    const fs::path state = p.resume_dir / "state.json";
+    if (!o.resume && fs::exists(state))
         throw InputError(fmt::format("{}: holds an interrupted run; continue it with --resume, or delete {} to start "
                                      "over",
-                                     out.string(), work.string()));
-    if (o.resume && !fs::exists(resume_dir / "state.json"))
-        throw InputError(fmt::format("--resume: {} has no resumable checkpoint ({} is missing)", out.string(),
-                                     (resume_dir / "state.json").string()));
+                                     p.out.string(), p.work.string()));
+    if (o.resume && !fs::exists(state))
+        throw InputError(fmt::format("--resume: {} has no resumable checkpoint ({} is missing)", p.out.string(),
+                                     state.string()));
+    return p;
+}
 
-    say(fmt::format("[TRAIN] Device: {}, dtype: {}", dev.name, torch_dtype_name(dev.dtype)));
+struct BaseModel {
+    model::LoadedModel lm;
+    model::Talker talker;
+    text::Tokenizer tok;
+    PromptContext ctx;  // ids and codec prefix; the speaker vector is filled in by load_training_data
+};
 
-    // Model, tokenizer, prompt form.
+BaseModel load_base_model(const TrainOptions& o, const std::string& model_dir, const DeviceChoice& dev,
+                          const Say& say) {
     say("[TRAIN] Loading Base model...");
     model::LoadedModel lm = model::load_model(model_dir, dev.device, dev.dtype);
     if (!lm.config.is_base() || !lm.model->has_speaker_encoder())
@@ -299,498 +320,711 @@ TrainResult train(const TrainOptions& o) {
     PromptContext ctx;
     ctx.ids = LayoutIds::from_config(lm.config);
     ctx.prefix = codec_prefix(lm.config, o.language);
+    return BaseModel{std::move(lm), talker, std::move(tok), std::move(ctx)};
+}
 
-    // Dataset: the train side of a split when there is one; the codes cache, refreshed as needed.
-    std::vector<int> only_lines;
+// --- data -----------------------------------------------------------------------------------------------------
+
+// The train side of a split, as metadata lines; empty when the folder has no split.
+struct SplitSelection {
+    bool used = false;
+    std::vector<int> lines;
     int held_out = 0;
-    bool used_split = false;
-    {
-        auto train_side = dataset::load_split(o.data, "train");
-        if (train_side) {
-            used_split = true;
-            auto val_side = dataset::load_split(o.data, "val");
-            held_out = val_side ? static_cast<int>(val_side->size()) : 0;
-            dataset::Dataset ds = dataset::Dataset::load(o.data);
-            std::set<std::pair<std::string, std::string>> wanted;
-            for (const auto& l : *train_side) wanted.insert({l.audio_filepath, l.text});
-            for (const auto& e : ds.entries)
-                if (wanted.count({e.audio, e.text})) only_lines.push_back(e.line);
-            if (only_lines.empty())
-                throw InputError(fmt::format("{}: the split's train side matches no metadata line; run `alexandria "
-                                             "dataset split {}` again",
-                                             o.data.string(), o.data.string()));
-        }
-    }
+};
+
+SplitSelection select_split(const fs::path& data) {
+    SplitSelection s;
+    auto train_side = dataset::load_split(data, "train");
+    if (!train_side) return s;
+    s.used = true;
+    auto val_side = dataset::load_split(data, "val");
+    s.held_out = val_side ? static_cast<int>(val_side->size()) : 0;
+    dataset::Dataset ds = dataset::Dataset::load(data);
+    std::set<std::pair<std::string, std::string>> wanted;
+    for (const auto& l : *train_side) wanted.insert({l.audio_filepath, l.text});
+    for (const auto& e : ds.entries)
+        if (wanted.count({e.audio, e.text})) s.lines.push_back(e.line);
+    if (s.lines.empty())
+        throw InputError(fmt::format("{}: the split's train side matches no metadata line; run `alexandria "
+                                     "dataset split {}` again",
+                                     data.string(), data.string()));
+    return s;
+}
+
+struct TrainingData {
+    SplitSelection split;
+    dataset::PrepareResult prep;
+    std::vector<Sample> samples;  // text ids + cached codes, in metadata order
+    torch::Tensor speaker_cpu;    // [H] fp32
+};
+
+// The codes cache (refreshed as needed), each clip's text ids and codes, and the speaker vector.
+TrainingData load_training_data(const TrainOptions& o, const std::string& model_dir, const DeviceChoice& dev,
+                                BaseModel& base, const Say& say) {
+    TrainingData d;
+    d.split = select_split(o.data);
     dataset::PrepareOptions popt;
     popt.max_seconds = o.max_seconds;
     popt.device = dev.device;
     popt.dtype = torch::kFloat32;  // the codec always encodes in fp32 (codes are ids: no reason to round)
     popt.speaker_dtype = dev.dtype;
-    popt.only_lines = only_lines;
-    popt.speaker_encoder = &lm.model->speaker_encoder;
+    popt.only_lines = d.split.lines;
+    popt.speaker_encoder = &base.lm.model->speaker_encoder;
+    const SplitSelection& split = d.split;
     popt.log = [&](const std::string& line) {
         // prepare's own "Found" line cannot know about the split; say it as train_lora.py does.
-        if (used_split && line.rfind("[DATA] Found ", 0) == 0) {
+        if (split.used && line.rfind("[DATA] Found ", 0) == 0) {
             say(fmt::format("[DATA] Found {} entries in train split ({} held out in val and NOT trained on)",
-                            only_lines.size(), held_out));
+                            split.lines.size(), split.held_out));
             return;
         }
         say(line);
     };
-    dataset::PrepareResult prep;
-    prep = dataset::prepare(o.data, model_dir, popt);
-    const int64_t n = static_cast<int64_t>(prep.clips.size());
+    d.prep = dataset::prepare(o.data, model_dir, popt);
 
-    // Recommendation (printed before training starts).
+    d.samples.reserve(d.prep.clips.size());
+    for (const auto& c : d.prep.clips) {
+        Sample s;
+        s.name = c.audio;
+        auto ids = text::encode_target_text(base.tok, c.text);
+        s.role.assign(ids.role.begin(), ids.role.end());
+        s.content.assign(ids.content.begin(), ids.content.end());
+        s.codes = d.prep.load_codes(c);
+        d.samples.push_back(std::move(s));
+    }
+    d.speaker_cpu = d.prep.speaker_embedding();
+    if (d.speaker_cpu.numel() != base.lm.config.talker.hidden_size)
+        throw Error(fmt::format("speaker embedding has {} values, the talker is {} wide", d.speaker_cpu.numel(),
+                                base.lm.config.talker.hidden_size));
+    base.ctx.speaker = d.speaker_cpu.to(dev.device, dev.dtype);
+    return d;
+}
+
+// Epochs and learning rate (plan::recommend fills in what the user left open), printed before training starts.
+plan::Recommendation plan_run(const TrainOptions& o, int64_t samples, const Say& say) {
     plan::Request req;
-    req.samples = n;
+    req.samples = samples;
     req.epochs = o.epochs;
     req.lr = o.lr;
     req.lora_r = o.lora_r;
     req.lora_alpha = static_cast<int>(std::lround(o.lora_alpha));
     plan::Recommendation rec = plan::recommend(req);
-    const int epochs = rec.epochs;
-    const double lr = rec.lr;
-    {
-        std::string text = plan::to_text(rec);
-        size_t start = 0;
-        while (start <= text.size()) {
-            size_t nl = text.find('\n', start);
-            std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-            say("[TRAIN] Plan: " + line);
-            if (nl == std::string::npos) break;
-            start = nl + 1;
-        }
+    const std::string text = plan::to_text(rec);
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t nl = text.find('\n', start);
+        say("[TRAIN] Plan: " + text.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+        if (nl == std::string::npos) break;
+        start = nl + 1;
     }
-    say(fmt::format("[TRAIN] Config: epochs={}, lr={}, lora_r={}, lora_alpha={}, grad_accum={}", epochs, py_repr(lr),
-                    o.lora_r,
-                    std::floor(o.lora_alpha) == o.lora_alpha ? fmt::format("{}", int64_t(o.lora_alpha)) : py_repr(o.lora_alpha),
+    say(fmt::format("[TRAIN] Config: epochs={}, lr={}, lora_r={}, lora_alpha={}, grad_accum={}", rec.epochs,
+                    py_repr(rec.lr), o.lora_r,
+                    std::floor(o.lora_alpha) == o.lora_alpha ? fmt::format("{}", int64_t(o.lora_alpha))
+                                                             : py_repr(o.lora_alpha),
                     o.grad_accum));
+    return rec;
+}
 
-    // Samples: text ids + cached codes.
-    std::vector<Sample> samples;
-    samples.reserve(n);
-    for (const auto& c : prep.clips) {
-        Sample s;
-        s.name = c.audio;
-        auto ids = text::encode_target_text(tok, c.text);
-        s.role.assign(ids.role.begin(), ids.role.end());
-        s.content.assign(ids.content.begin(), ids.content.end());
-        s.codes = prep.load_codes(c);
-        samples.push_back(std::move(s));
-    }
-    torch::Tensor speaker_cpu = prep.speaker_embedding();
-    if (speaker_cpu.numel() != lm.config.talker.hidden_size)
-        throw Error(fmt::format("speaker embedding has {} values, the talker is {} wide", speaker_cpu.numel(),
-                                lm.config.talker.hidden_size));
-    ctx.speaker = speaker_cpu.to(dev.device, dev.dtype);
+// --- LoRA and optimiser ---------------------------------------------------------------------------------------
 
-    // LoRA: seeded init, base frozen.
+struct LoraState {
+    model::LoraConfig cfg;
+    std::vector<std::pair<std::string, torch::Tensor>> named;  // PEFT names → trainable tensors
+    std::vector<torch::Tensor> params;                         // the same tensors, in that order
+    AdamW opt;
+};
+
+// Seeded LoRA init on a frozen base; the talker is left in training mode.
+LoraState attach_lora(const TrainOptions& o, BaseModel& base, double lr, const Say& say) {
     say("[TRAIN] Applying LoRA to talker...");
     torch::manual_seed(o.seed);
     model::LoraConfig lcfg;
     lcfg.r = o.lora_r;
     lcfg.alpha = o.lora_alpha;
     lcfg.dropout = o.lora_dropout;
-    model::freeze_base(*lm.model);
-    model::attach_lora(talker, lcfg);
-    auto named = model::lora_state(talker);
+    model::freeze_base(*base.lm.model);
+    model::attach_lora(base.talker, lcfg);
+    auto named = model::lora_state(base.talker);
     std::vector<torch::Tensor> params;
     for (auto& [name, t] : named) params.push_back(t);
     int64_t trainable = 0, total_params = 0;
     for (auto& t : params) trainable += t.numel();
-    for (auto& p : talker->parameters()) total_params += p.numel();
+    for (auto& p : base.talker->parameters()) total_params += p.numel();
     total_params += trainable;
     say(fmt::format("[TRAIN] LoRA applied: {} trainable / {} total ({:.2f}%)", thousands(trainable),
                     thousands(total_params), 100.0 * double(trainable) / double(total_params)));
-    AdamW opt(params, lr);
-    talker->train();
+    base.talker->train();
+    return LoraState{lcfg, named, params, AdamW(params, lr)};
+}
 
-    const LossBandPolicy band = loss_band(o);
-    fs::create_directories(work);
-    MetricsLog metrics(work / "metrics.jsonl");
-    std::vector<EpochRecord> history;
-    int start_epoch = 1;
-    int64_t start_pos = 0;
-    EpochSums start_sums;
-    const json fp = fingerprint(o, epochs, lr, prep.dataset_hash, dev);
-    int64_t global_step = 0;
+// --- resumable state ------------------------------------------------------------------------------------------
 
-    if (o.resume) {
-        json st;
-        try {
-            st = json::parse(io::read_file(resume_dir / "state.json"));
-        } catch (const json::exception& e) {
-            throw InputError(fmt::format("{}: unreadable: {}", (resume_dir / "state.json").string(), e.what()));
+// Where the run stands: what a checkpoint stores and a resumed run starts from.
+struct RunState {
+    std::vector<EpochRecord> history;  // finished epochs
+    int epoch = 1;                     // the epoch in progress (1-based)
+    int64_t position = 0;              // samples of that epoch already seen
+    EpochSums sums;                    // that epoch's running sums
+    int64_t global_step = 0;           // optimiser steps since the run began
+};
+
+void save_checkpoint(const RunPaths& paths, const json& fp, const LoraState& lora, const RunState& at,
+                     const MetricsLog& metrics) {
+    io::replace_directory_atomic(paths.resume_dir, [&](const fs::path& tmp) {
+        std::vector<std::pair<std::string, torch::Tensor>> t;
+        for (size_t i = 0; i < lora.named.size(); ++i) {
+            t.emplace_back("lora/" + lora.named[i].first, lora.params[i].detach().to(torch::kCPU).contiguous());
+            t.emplace_back("exp_avg/" + lora.named[i].first, lora.opt.exp_avg[i].to(torch::kCPU).contiguous());
+            t.emplace_back("exp_avg_sq/" + lora.named[i].first, lora.opt.exp_avg_sq[i].to(torch::kCPU).contiguous());
         }
-        std::vector<std::string> diffs;
-        for (auto& [k, v] : fp.items())
-            if (!st["fingerprint"].contains(k) || st["fingerprint"][k] != v)
-                diffs.push_back(fmt::format("{} (checkpoint {}, now {})", k,
-                                            st["fingerprint"].contains(k) ? st["fingerprint"][k].dump() : "none",
-                                            v.dump()));
-        if (!diffs.empty()) {
-            std::string all;
-            for (auto& d : diffs) all += (all.empty() ? "" : "; ") + d;
-            throw InputError(fmt::format("--resume: the checkpoint in {} was made with different settings or data: {}",
-                                         resume_dir.string(), all));
-        }
-        io::SafetensorsFile w((resume_dir / "state.safetensors").string());
-        torch::NoGradGuard ng;
-        for (size_t i = 0; i < named.size(); ++i) {
-            const std::string& name = named[i].first;
-            params[i].copy_(w.view("lora/" + name));
-            opt.exp_avg[i].copy_(w.view("exp_avg/" + name));
-            opt.exp_avg_sq[i].copy_(w.view("exp_avg_sq/" + name));
-        }
-        opt.step = st.at("optimizer_step");
         {
             auto gen = at::detail::getDefaultCPUGenerator();
             std::lock_guard<std::mutex> lock(gen.mutex());
-            gen.set_state(w.view("rng/cpu").clone());
+            t.emplace_back("rng/cpu", gen.get_state().clone());
         }
-        for (const auto& e : st.at("epochs")) history.push_back(epoch_from_json(e));
-        start_epoch = st.at("epoch");
-        start_pos = st.at("position");
-        start_sums = EpochSums::from_json(st.at("sums"));
-        global_step = st.at("global_step");
-        metrics.truncate_to(st.at("metrics_bytes").get<uint64_t>());
-        say(fmt::format("[TRAIN] Resuming at epoch {} sample {}/{}", start_epoch, start_pos, n));
-    } else {
-        metrics.clear();
-        std::error_code ec;
-        for (auto& entry : fs::directory_iterator(work, ec))
-            if (entry.path().filename().string().rfind("epoch-", 0) == 0) fs::remove_all(entry.path(), ec);
+        io::save_safetensors((tmp / "state.safetensors").string(), t);
+        json ep = json::array();
+        for (const auto& e : at.history) ep.push_back(epoch_json(e));
+        json st{{"fingerprint", fp},         {"epoch", at.epoch},            {"position", at.position},
+                {"sums", at.sums.to_json()}, {"optimizer_step", lora.opt.step}, {"global_step", at.global_step},
+                {"epochs", ep},              {"metrics_bytes", metrics.size()}};
+        io::write_file_atomic(tmp / "state.json", st.dump(1) + "\n");
+    });
+}
+
+// Restores weights, optimiser moments, the CPU generator and the run state; InputError when the checkpoint was
+// made with other settings or data (its fingerprint differs from `fp`).
+RunState restore_checkpoint(const RunPaths& paths, const json& fp, LoraState& lora, MetricsLog& metrics) {
+    json st;
+    try {
+        st = json::parse(io::read_file(paths.resume_dir / "state.json"));
+    } catch (const json::exception& e) {
+        throw InputError(fmt::format("{}: unreadable: {}", (paths.resume_dir / "state.json").string(), e.what()));
     }
+    std::vector<std::string> diffs;
+    for (auto& [k, v] : fp.items())
+        if (!st["fingerprint"].contains(k) || st["fingerprint"][k] != v)
+            diffs.push_back(fmt::format("{} (checkpoint {}, now {})", k,
+                                        st["fingerprint"].contains(k) ? st["fingerprint"][k].dump() : "none",
+                                        v.dump()));
+    if (!diffs.empty()) {
+        std::string all;
+        for (auto& d : diffs) all += (all.empty() ? "" : "; ") + d;
+        throw InputError(fmt::format("--resume: the checkpoint in {} was made with different settings or data: {}",
+                                     paths.resume_dir.string(), all));
+    }
+    io::SafetensorsFile w((paths.resume_dir / "state.safetensors").string());
+    {
+        torch::NoGradGuard ng;
+        for (size_t i = 0; i < lora.named.size(); ++i) {
+            const std::string& name = lora.named[i].first;
+            lora.params[i].copy_(w.view("lora/" + name));
+            lora.opt.exp_avg[i].copy_(w.view("exp_avg/" + name));
+            lora.opt.exp_avg_sq[i].copy_(w.view("exp_avg_sq/" + name));
+        }
+    }
+    lora.opt.step = st.at("optimizer_step");
+    {
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(w.view("rng/cpu").clone());
+    }
+    RunState at;
+    for (const auto& e : st.at("epochs")) at.history.push_back(epoch_from_json(e));
+    at.epoch = st.at("epoch");
+    at.position = st.at("position");
+    at.sums = EpochSums::from_json(st.at("sums"));
+    at.global_step = st.at("global_step");
+    metrics.truncate_to(st.at("metrics_bytes").get<uint64_t>());
+    return at;
+}
 
-    auto save_resume = [&](int epoch, int64_t position, const EpochSums& sums) {
-        io::replace_directory_atomic(resume_dir, [&](const fs::path& tmp) {
-            std::vector<std::pair<std::string, torch::Tensor>> t;
-            for (size_t i = 0; i < named.size(); ++i) {
-                t.emplace_back("lora/" + named[i].first, params[i].detach().to(torch::kCPU).contiguous());
-                t.emplace_back("exp_avg/" + named[i].first, opt.exp_avg[i].to(torch::kCPU).contiguous());
-                t.emplace_back("exp_avg_sq/" + named[i].first, opt.exp_avg_sq[i].to(torch::kCPU).contiguous());
-            }
-            {
-                auto gen = at::detail::getDefaultCPUGenerator();
-                std::lock_guard<std::mutex> lock(gen.mutex());
-                t.emplace_back("rng/cpu", gen.get_state().clone());
-            }
-            io::save_safetensors((tmp / "state.safetensors").string(), t);
-            json ep = json::array();
-            for (const auto& e : history) ep.push_back(epoch_json(e));
-            json st{{"fingerprint", fp},      {"epoch", epoch},          {"position", position},
-                    {"sums", sums.to_json()}, {"optimizer_step", opt.step}, {"global_step", global_step},
-                    {"epochs", ep},           {"metrics_bytes", metrics.size()}};
-            io::write_file_atomic(tmp / "state.json", st.dump(1) + "\n");
-        });
-    };
+// A fresh run forgets the last run's epochs and metrics; --resume picks up its checkpoint.
+RunState start_or_resume(const TrainOptions& o, const RunPaths& paths, const json& fp, LoraState& lora,
+                         MetricsLog& metrics, int64_t n, const Say& say) {
+    if (o.resume) {
+        RunState at = restore_checkpoint(paths, fp, lora, metrics);
+        say(fmt::format("[TRAIN] Resuming at epoch {} sample {}/{}", at.epoch, at.position, n));
+        return at;
+    }
+    metrics.clear();
+    std::error_code ec;
+    for (auto& entry : fs::directory_iterator(paths.work, ec))
+        if (entry.path().filename().string().rfind("epoch-", 0) == 0) fs::remove_all(entry.path(), ec);
+    return RunState{};
+}
 
-    TrainResult res;
-    res.planned_epochs = epochs;
-    res.lr = lr;
-    res.samples = n;
-    res.out = out;
-    res.epochs = history;
+// --- the epoch loop -------------------------------------------------------------------------------------------
 
-    std::unique_ptr<io::Progress> bar;
-    if (o.progress_bar) bar = std::make_unique<io::Progress>("train", int64_t(epochs) * n, "samples", true);
-    const int64_t done_before = int64_t(start_epoch - 1) * n + start_pos;
-    int64_t steps_this_process = 0;
+// Fixed for the whole loop.
+struct LoopConfig {
+    int epochs = 0;                // planned
+    double lr = 0;
+    int64_t n = 0;                 // samples per epoch
+    double weight = 0;             // each sample's share of one optimiser step: 1 / (batch · grad_accum)
+    LossBandPolicy band;
+};
+
+// Counters of this process (a resumed run starts them again).
+struct ProcessCounters {
+    int64_t steps = 0;             // optimiser steps
     int consecutive_oom = 0;
-    bool stop_requested = false;
-    auto want_stop = [&] {
-        if (o.stop_signal && o.stop_signal->load() != 0) return true;
-        return o.stop_after_steps > 0 && steps_this_process >= o.stop_after_steps;
-    };
-    const double weight = 1.0 / (double(o.batch) * double(o.grad_accum));
+    int64_t done_before = 0;       // samples already seen when this process started (for the progress bar)
+};
 
-    for (int epoch = start_epoch; epoch <= epochs && !stop_requested && res.status == TrainStatus::Completed;
-         ++epoch) {
-        const auto t_epoch = clock::now();
-        auto order = epoch_order(n, o.seed, epoch);
-        int64_t pos = epoch == start_epoch ? start_pos : 0;
-        EpochSums sums = epoch == start_epoch ? start_sums : EpochSums{};
-        const double seconds_before = sums.seconds;
-        int pending = 0;
-        double step_alex = 0, step_align = 0;
-        int64_t step_samples = 0;
-        auto do_step = [&]() {
-            double norm = torch::nn::utils::clip_grad_norm_(params, kClipNorm);
-            opt.update();
-            opt.zero_grad();
-            ++sums.steps;
-            ++global_step;
-            ++steps_this_process;
-            json m{{"type", "step"},
-                   {"epoch", epoch},
-                   {"step", global_step},
-                   {"position", pos},
-                   {"samples", step_samples},
-                   {"loss", step_samples ? (o.objective == Objective::Aligned ? step_align : step_alex) / step_samples
-                                         : std::nan("")},
-                   {"alexandria_loss", step_samples ? step_alex / step_samples : std::nan("")},
-                   {"aligned_loss", step_samples ? step_align / step_samples : std::nan("")},
-                   {"grad_norm", norm},
-                   {"lr", lr}};
-            metrics.write(m);
-            pending = 0;
-            step_alex = step_align = 0;
-            step_samples = 0;
-        };
+bool stop_wanted(const TrainOptions& o, const ProcessCounters& pc) {
+    if (o.stop_signal && o.stop_signal->load() != 0) return true;
+    return o.stop_after_steps > 0 && pc.steps >= o.stop_after_steps;
+}
 
-        while (pos < n) {
-            const int64_t end = std::min<int64_t>(pos + o.batch, n);
-            std::vector<const Sample*> batch;
-            for (int64_t i = pos; i < end; ++i) batch.push_back(&samples[order[i]]);
-            bool ok = false;
-            BatchLoss bl;
-            try {
-                bl = batch_loss(talker, ctx, batch, o.objective, weight);
-                if (!bl.finite) {
-                    res.status = TrainStatus::Diverged;
-                    res.message = fmt::format("non-finite loss at epoch {} step {}/{} ({}); stopped", epoch, end, n,
-                                              batch.front()->name);
-                    break;
-                }
-                bl.backward_loss.backward();
-                ok = true;
-                consecutive_oom = 0;
-            } catch (const std::exception& e) {
-                if (!is_oom(e)) throw;
-                // Keep what was accumulated (train_lora.py of the clone zeroed it): this sample simply adds nothing.
-                bl = BatchLoss{};
-                ++sums.oom;
-                if (++consecutive_oom > kMaxConsecutiveOom)
-                    throw Error(fmt::format("{} consecutive out-of-memory failures at epoch {} step {}: stopping "
-                                            "(try --batch 1, a shorter --max-seconds or another device)",
-                                            consecutive_oom, epoch, end));
-                say(fmt::format("[TRAIN] OOM at epoch={} step={}, skipping sample", epoch, end));
-            }
-            if (res.status != TrainStatus::Completed) break;
-            if (ok) {
-                ++pending;
-                for (size_t b = 0; b < batch.size(); ++b) {
-                    const auto& sl = bl.samples[b];
-                    const auto& ch = sl.of(o.objective);
-                    sums.alex += sl.alexandria.total;
-                    sums.alex_talker += sl.alexandria.talker;
-                    sums.alex_sub += sl.alexandria.sub;
-                    sums.align += sl.aligned.total;
-                    sums.align_talker += sl.aligned.talker;
-                    sums.align_sub += sl.aligned.sub;
-                    ++sums.samples;
-                    step_alex += sl.alexandria.total;
-                    step_align += sl.aligned.total;
-                    ++step_samples;
-                    say(fmt::format("[TRAIN] epoch={}/{} step={}/{} loss={:.4f} talker_loss={:.4f} sub_loss={:.4f} "
-                                    "lr={:.2e}",
-                                    epoch, epochs, pos + int64_t(b) + 1, n, ch.total, ch.talker, ch.sub, lr));
-                }
-            }
-            pos = end;
-            if (bar)
-                bar->update(int64_t(epoch - 1) * n + pos - done_before,
-                            ok ? fmt::format("loss {:.4f}", bl.samples.back().of(o.objective).total) : "oom");
-            if (pending >= o.grad_accum || (pos == n && pending > 0)) {
-                do_step();
-                if (pos < n && want_stop()) {
-                    sums.seconds = seconds_before + std::chrono::duration<double>(clock::now() - t_epoch).count();
-                    save_resume(epoch, pos, sums);
-                    stop_requested = true;
-                    res.status = TrainStatus::Interrupted;
-                    res.message = fmt::format("interrupted at epoch {} sample {}/{}; continue with --resume", epoch,
-                                              pos, n);
-                    break;
-                }
+// Sums of the micro-batches since the last optimiser step (for its metrics line).
+struct PendingStep {
+    int micro_batches = 0;
+    double alex = 0, align = 0;
+    int64_t samples = 0;
+};
+
+// What one forward/backward of a micro-batch gave.
+struct MicroBatch {
+    enum class Outcome { Ok, OutOfMemory, Diverged } outcome = Outcome::Ok;
+    BatchLoss loss;
+};
+
+// Forward and backward of samples[order[pos..end)]; an out-of-memory failure skips the batch (up to
+// kMaxConsecutiveOom in a row), keeping what earlier micro-batches accumulated.
+MicroBatch train_micro_batch(const TrainOptions& o, model::Talker& talker, const PromptContext& ctx,
+                             const std::vector<const Sample*>& batch, const LoopConfig& lc, int epoch, int64_t end,
+                             ProcessCounters& pc, EpochSums& sums, const Say& say) {
+    MicroBatch mb;
+    try {
+        mb.loss = batch_loss(talker, ctx, batch, o.objective, lc.weight);
+        if (!mb.loss.finite) {
+            mb.outcome = MicroBatch::Outcome::Diverged;
+            return mb;
+        }
+        mb.loss.backward_loss.backward();
+        pc.consecutive_oom = 0;
+    } catch (const std::exception& e) {
+        if (!is_oom(e)) throw;
+        // Keep what was accumulated (train_lora.py of the clone zeroed it): this sample simply adds nothing.
+        mb = MicroBatch{MicroBatch::Outcome::OutOfMemory, BatchLoss{}};
+        ++sums.oom;
+        if (++pc.consecutive_oom > kMaxConsecutiveOom)
+            throw Error(fmt::format("{} consecutive out-of-memory failures at epoch {} step {}: stopping "
+                                    "(try --batch 1, a shorter --max-seconds or another device)",
+                                    pc.consecutive_oom, epoch, end));
+        say(fmt::format("[TRAIN] OOM at epoch={} step={}, skipping sample", epoch, end));
+    }
+    return mb;
+}
+
+// Adds a successful micro-batch's per-sample losses to the epoch and step sums, one [TRAIN] line per sample.
+void record_micro_batch(const TrainOptions& o, const BatchLoss& bl, const LoopConfig& lc, int epoch, int64_t pos,
+                        EpochSums& sums, PendingStep& pending, const Say& say) {
+    ++pending.micro_batches;
+    for (size_t b = 0; b < bl.samples.size(); ++b) {
+        const auto& sl = bl.samples[b];
+        const auto& ch = sl.of(o.objective);
+        sums.alex += sl.alexandria.total;
+        sums.alex_talker += sl.alexandria.talker;
+        sums.alex_sub += sl.alexandria.sub;
+        sums.align += sl.aligned.total;
+        sums.align_talker += sl.aligned.talker;
+        sums.align_sub += sl.aligned.sub;
+        ++sums.samples;
+        pending.alex += sl.alexandria.total;
+        pending.align += sl.aligned.total;
+        ++pending.samples;
+        say(fmt::format("[TRAIN] epoch={}/{} step={}/{} loss={:.4f} talker_loss={:.4f} sub_loss={:.4f} lr={:.2e}",
+                        epoch, lc.epochs, pos + int64_t(b) + 1, lc.n, ch.total, ch.talker, ch.sub, lc.lr));
+    }
+}
+
+// Clip, update, zero; one metrics line.
+void optimizer_step(const TrainOptions& o, LoraState& lora, const LoopConfig& lc, RunState& at, EpochSums& sums,
+                    PendingStep& pending, ProcessCounters& pc, MetricsLog& metrics) {
+    const double norm = torch::nn::utils::clip_grad_norm_(lora.params, kClipNorm);
+    lora.opt.update();
+    lora.opt.zero_grad();
+    ++sums.steps;
+    ++at.global_step;
+    ++pc.steps;
+    const double k = double(pending.samples);
+    const double nan = std::nan("");
+    metrics.write(json{{"type", "step"},
+                       {"epoch", at.epoch},
+                       {"step", at.global_step},
+                       {"position", at.position},
+                       {"samples", pending.samples},
+                       {"loss", k ? (o.objective == Objective::Aligned ? pending.align : pending.alex) / k : nan},
+                       {"alexandria_loss", k ? pending.alex / k : nan},
+                       {"aligned_loss", k ? pending.align / k : nan},
+                       {"grad_norm", norm},
+                       {"lr", lc.lr}});
+    pending = PendingStep{};
+}
+
+enum class EpochEnd { Finished, Interrupted, Diverged };
+
+struct EpochRun {
+    EpochEnd end = EpochEnd::Finished;
+    EpochSums sums;
+    std::string message;  // Interrupted / Diverged
+};
+
+// One epoch from at.position on: micro-batches of o.batch samples in the epoch's seeded order, an optimiser step
+// every grad_accum of them (and at the epoch's end). A stop request after a step checkpoints and returns.
+EpochRun run_epoch(const TrainOptions& o, BaseModel& base, const std::vector<Sample>& samples, LoraState& lora,
+                   const LoopConfig& lc, const RunPaths& paths, const json& fp, RunState& at, ProcessCounters& pc,
+                   MetricsLog& metrics, io::Progress* bar, const Say& say) {
+    const auto t_epoch = Clock::now();
+    const auto order = epoch_order(lc.n, o.seed, at.epoch);
+    EpochRun run;
+    run.sums = at.sums;
+    const double seconds_before = run.sums.seconds;
+    PendingStep pending;
+    while (at.position < lc.n) {
+        const int64_t pos = at.position, end = std::min<int64_t>(pos + o.batch, lc.n);
+        std::vector<const Sample*> batch;
+        for (int64_t i = pos; i < end; ++i) batch.push_back(&samples[order[i]]);
+        MicroBatch mb = train_micro_batch(o, base.talker, base.ctx, batch, lc, at.epoch, end, pc, run.sums, say);
+        if (mb.outcome == MicroBatch::Outcome::Diverged) {
+            run.end = EpochEnd::Diverged;
+            run.message = fmt::format("non-finite loss at epoch {} step {}/{} ({}); stopped", at.epoch, end, lc.n,
+                                      batch.front()->name);
+            return run;
+        }
+        const bool ok = mb.outcome == MicroBatch::Outcome::Ok;
+        if (ok) record_micro_batch(o, mb.loss, lc, at.epoch, pos, run.sums, pending, say);
+        at.position = end;
+        if (bar)
+            bar->update(int64_t(at.epoch - 1) * lc.n + end - pc.done_before,
+                        ok ? fmt::format("loss {:.4f}", mb.loss.samples.back().of(o.objective).total) : "oom");
+        if (pending.micro_batches >= o.grad_accum || (end == lc.n && pending.micro_batches > 0)) {
+            optimizer_step(o, lora, lc, at, run.sums, pending, pc, metrics);
+            if (end < lc.n && stop_wanted(o, pc)) {
+                run.sums.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t_epoch).count();
+                at.sums = run.sums;
+                save_checkpoint(paths, fp, lora, at, metrics);
+                run.end = EpochEnd::Interrupted;
+                run.message =
+                    fmt::format("interrupted at epoch {} sample {}/{}; continue with --resume", at.epoch, end, lc.n);
+                return run;
             }
         }
-        if (res.status != TrainStatus::Completed) break;
-        if (sums.samples == 0)
-            throw Error(fmt::format("epoch {} finished with no successful sample ({} out-of-memory skips); refusing "
-                                    "to save an untrained adapter",
-                                    epoch, sums.oom));
+    }
+    run.sums.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - t_epoch).count();
+    return run;
+}
 
-        EpochRecord rec_e;
-        rec_e.epoch = epoch;
-        const double k = double(sums.samples);
-        rec_e.alexandria_loss = sums.alex / k;
-        rec_e.alexandria_talker = sums.alex_talker / k;
-        rec_e.alexandria_sub = sums.alex_sub / k;
-        rec_e.aligned_loss = sums.align / k;
-        rec_e.aligned_talker = sums.align_talker / k;
-        rec_e.aligned_sub = sums.align_sub / k;
-        rec_e.loss = o.objective == Objective::Aligned ? rec_e.aligned_loss : rec_e.alexandria_loss;
-        rec_e.samples = sums.samples;
-        rec_e.optimizer_steps = sums.steps;
-        rec_e.oom_skips = sums.oom;
-        rec_e.seconds = seconds_before + std::chrono::duration<double>(clock::now() - t_epoch).count();
-        history.push_back(rec_e);
+// The epoch's averages, its adapter kept under checkpoints/epoch-N, its metrics and [EPOCH] lines.
+EpochRecord close_epoch(const TrainOptions& o, const EpochSums& sums, int epoch, int epochs, model::Talker& talker,
+                        const LoraState& lora, const RunPaths& paths, MetricsLog& metrics, const Say& say) {
+    if (sums.samples == 0)
+        throw Error(fmt::format("epoch {} finished with no successful sample ({} out-of-memory skips); refusing "
+                                "to save an untrained adapter",
+                                epoch, sums.oom));
+    EpochRecord rec;
+    rec.epoch = epoch;
+    const double k = double(sums.samples);
+    rec.alexandria_loss = sums.alex / k;
+    rec.alexandria_talker = sums.alex_talker / k;
+    rec.alexandria_sub = sums.alex_sub / k;
+    rec.aligned_loss = sums.align / k;
+    rec.aligned_talker = sums.align_talker / k;
+    rec.aligned_sub = sums.align_sub / k;
+    rec.loss = o.objective == Objective::Aligned ? rec.aligned_loss : rec.alexandria_loss;
+    rec.samples = sums.samples;
+    rec.optimizer_steps = sums.steps;
+    rec.oom_skips = sums.oom;
+    rec.seconds = sums.seconds;
+    io::replace_directory_atomic(paths.work / fmt::format("epoch-{}", epoch), [&](const fs::path& tmp) {
+        model::save_adapter(talker, lora.cfg, tmp.string());
+    });
+    json em = epoch_json(rec);
+    em["type"] = "epoch";
+    metrics.write(em);
+    say(fmt::format("[EPOCH] {}/{} avg_loss={:.4f}", epoch, epochs, rec.loss));
+    return rec;
+}
 
-        // Every epoch's adapter, kept.
-        io::replace_directory_atomic(work / fmt::format("epoch-{}", epoch),
-                                     [&](const fs::path& tmp) { model::save_adapter(talker, lcfg, tmp.string()); });
-        json em = epoch_json(rec_e);
-        em["type"] = "epoch";
-        metrics.write(em);
-        say(fmt::format("[EPOCH] {}/{} avg_loss={:.4f}", epoch, epochs, rec_e.loss));
+struct LoopEnd {
+    TrainStatus status = TrainStatus::Completed;
+    bool stopped_early = false;
+    std::string stop_reason;  // early stop
+    std::string message;      // Interrupted / Diverged
+};
 
-        if (reached_target(rec_e.loss, band)) {
-            res.stopped_early = epoch < epochs;
-            res.stop_reason = fmt::format("epoch {} loss {:.4f} reached the target {}", epoch, rec_e.loss,
-                                          py_repr(*band.target));
-            if (res.stopped_early) say(fmt::format("[TRAIN] Early stop: loss {:.4f} reached target {}", rec_e.loss,
-                                                   py_repr(*band.target)));
-            save_resume(epoch + 1, 0, EpochSums{});
+// Epochs from where `at` stands to the planned count, the loss band's early stop, a checkpoint after each epoch.
+LoopEnd run_epochs(const TrainOptions& o, BaseModel& base, const std::vector<Sample>& samples, LoraState& lora,
+                   const LoopConfig& lc, const RunPaths& paths, const json& fp, RunState& at, MetricsLog& metrics,
+                   const Say& say) {
+    ProcessCounters pc;
+    pc.done_before = int64_t(at.epoch - 1) * lc.n + at.position;
+    std::unique_ptr<io::Progress> bar;
+    if (o.progress_bar) bar = std::make_unique<io::Progress>("train", int64_t(lc.epochs) * lc.n, "samples", true);
+    LoopEnd end;
+    for (; at.epoch <= lc.epochs; ++at.epoch) {
+        EpochRun run = run_epoch(o, base, samples, lora, lc, paths, fp, at, pc, metrics, bar.get(), say);
+        if (run.end != EpochEnd::Finished) {
+            end.status = run.end == EpochEnd::Diverged ? TrainStatus::Diverged : TrainStatus::Interrupted;
+            end.message = run.message;
             break;
         }
-        save_resume(epoch + 1, 0, EpochSums{});
-        if (epoch < epochs && want_stop()) {
-            stop_requested = true;
-            res.status = TrainStatus::Interrupted;
-            res.message = fmt::format("interrupted after epoch {}; continue with --resume", epoch);
+        const EpochRecord rec = close_epoch(o, run.sums, at.epoch, lc.epochs, base.talker, lora, paths, metrics, say);
+        at.history.push_back(rec);
+        const int epoch = at.epoch;
+        // The next epoch starts from scratch; the checkpoint says so.
+        RunState next{at.history, epoch + 1, 0, EpochSums{}, at.global_step};
+        if (reached_target(rec.loss, lc.band)) {
+            end.stopped_early = epoch < lc.epochs;
+            end.stop_reason = fmt::format("epoch {} loss {:.4f} reached the target {}", epoch, rec.loss,
+                                          py_repr(*lc.band.target));
+            if (end.stopped_early)
+                say(fmt::format("[TRAIN] Early stop: loss {:.4f} reached target {}", rec.loss,
+                                py_repr(*lc.band.target)));
+            save_checkpoint(paths, fp, lora, next, metrics);
+            break;
+        }
+        save_checkpoint(paths, fp, lora, next, metrics);
+        at.position = 0;
+        at.sums = EpochSums{};
+        if (epoch < lc.epochs && stop_wanted(o, pc)) {
+            end.status = TrainStatus::Interrupted;
+            end.message = fmt::format("interrupted after epoch {}; continue with --resume", epoch);
+            break;
         }
     }
     if (bar) bar->finish();
-    res.epochs = history;
-    if (res.status == TrainStatus::Interrupted) {
-        say(fmt::format("[TRAIN] {}", res.message));
-        return res;
-    }
-    if (history.empty()) {
-        // Diverged before any epoch finished: there is no good adapter to keep.
-        return res;
-    }
+    return end;
+}
 
-    // The chosen epoch and the output folder.
-    std::vector<double> losses;
-    for (const auto& e : history) losses.push_back(e.loss);
-    res.choice = choose_epoch(losses, band);
-    if (res.status == TrainStatus::Completed && res.stop_reason.empty())
-        res.stop_reason = fmt::format("ran all {} epochs", history.size());
-    say(fmt::format("[TRAIN] Kept epoch {}: {}", res.choice.epoch, res.choice.reason));
-    if (res.choice.epoch < 1) throw Error("no epoch produced a usable adapter");
+// --- finish ---------------------------------------------------------------------------------------------------
 
-    std::string ref_text;
-    fs::path ref_text_file = prep.dir / "ref_text.txt";
-    bool ref_text_from_file = false;
-    if (fs::exists(ref_text_file)) {
-        ref_text = io::read_file(ref_text_file);
-        auto b = ref_text.find_first_not_of(" \t\r\n"), e = ref_text.find_last_not_of(" \t\r\n");
-        ref_text = b == std::string::npos ? "" : ref_text.substr(b, e - b + 1);
-        ref_text_from_file = true;
-    }
-    if (ref_text.empty()) {
-        ref_text = prep.clips.front().text;
-        ref_text_from_file = false;
-    }
-    {
-        // train_lora.py's preview: the first 60 characters (Python counts code points).
-        std::string head;
-        size_t cps = 0;
-        for (size_t i = 0; i < ref_text.size() && cps < 60; ++cps) {
-            size_t len = 1;
-            unsigned char c = static_cast<unsigned char>(ref_text[i]);
-            if (c >= 0xF0) len = 4;
-            else if (c >= 0xE0) len = 3;
-            else if (c >= 0xC0) len = 2;
-            head += ref_text.substr(i, len);
-            i += len;
-        }
-        say(ref_text_from_file ? fmt::format("[DATA] Using ref text from ref_text.txt: '{}...'", head)
-                               : fmt::format("[DATA] Using first sample text as ref text: '{}...'", head));
-    }
+struct RefText {
+    std::string text;
+    bool from_file = false;  // ref_text.txt; otherwise the first clip's text (Alexandria's fallback)
+};
 
-    const double training_time = std::chrono::duration<double>(clock::now() - t_start).count();
-    double best = std::numeric_limits<double>::infinity();
-    for (double l : losses)
-        if (std::isfinite(l)) best = std::min(best, l);
+RefText reference_text(const dataset::PrepareResult& prep) {
+    RefText r;
+    const fs::path file = prep.dir / "ref_text.txt";
+    if (fs::exists(file)) {
+        std::string t = io::read_file(file);
+        auto b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
+        r.text = b == std::string::npos ? "" : t.substr(b, e - b + 1);
+        r.from_file = true;
+    }
+    if (r.text.empty()) {
+        r.text = prep.clips.front().text;
+        r.from_file = false;
+    }
+    return r;
+}
+
+// train_lora.py's preview: the first 60 characters (Python counts code points).
+std::string preview60(const std::string& s) {
+    std::string head;
+    size_t cps = 0;
+    for (size_t i = 0; i < s.size() && cps < 60; ++cps) {
+        size_t len = 1;
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0xF0) len = 4;
+        else if (c >= 0xE0) len = 3;
+        else if (c >= 0xC0) len = 2;
+        head += s.substr(i, len);
+        i += len;
+    }
+    return head;
+}
+
+// Everything training_meta.json records besides the loop's outcome.
+struct RunFacts {
+    std::string model_dir;
+    DeviceChoice dev;
+    plan::Recommendation rec;
+    LossBandPolicy band;
+    double training_time = 0;
+    double best = 0;
+};
+
+json training_meta(const TrainOptions& o, const RunFacts& f, const TrainingData& d, const RefText& ref,
+                   const std::vector<EpochRecord>& history, const TrainResult& res) {
+    const int64_t n = static_cast<int64_t>(d.samples.size());
     auto finite_or_null = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
-    json hist = json::array();
-    for (const auto& e : history) hist.push_back(epoch_json(e));
+    json hist = json::array(), alex = json::array(), align = json::array();
+    int64_t oom = 0;
+    for (const auto& e : history) {
+        hist.push_back(epoch_json(e));
+        alex.push_back(finite_or_null(e.alexandria_loss));
+        align.push_back(finite_or_null(e.aligned_loss));
+        oom += e.oom_skips;
+    }
     const EpochRecord& chosen_rec = history[res.choice.epoch - 1];
-    json meta{
+    const bool diverged = res.status == TrainStatus::Diverged;
+    return json{
         // Alexandria's keys (compat §2.4), same meaning.
         {"model_name", o.model},
-        {"epochs", epochs},
-        {"lr", lr},
+        {"epochs", f.rec.epochs},
+        {"lr", f.rec.lr},
         {"lora_r", o.lora_r},
         {"lora_alpha", std::floor(o.lora_alpha) == o.lora_alpha ? json(int64_t(o.lora_alpha)) : json(o.lora_alpha)},
         {"gradient_accumulation_steps", o.grad_accum},
         {"batch_size", o.batch},
         {"num_samples", n},
         {"final_loss", finite_or_null(history.back().loss)},
-        {"best_loss", finite_or_null(best)},
-        {"training_time_seconds", std::round(training_time * 10) / 10},
-        {"ref_sample_audio", prep.reference.string()},
-        {"ref_sample_text", ref_text},
+        {"best_loss", finite_or_null(f.best)},
+        {"training_time_seconds", std::round(f.training_time * 10) / 10},
+        {"ref_sample_audio", d.prep.reference.string()},
+        {"ref_sample_text", ref.text},
         // Later Alexandria keys.
-        {"oom_skips", [&] {
-             int64_t s = 0;
-             for (const auto& e : history) s += e.oom_skips;
-             return s;
-         }()},
+        {"oom_skips", oom},
         {"language", o.language},
         // Ours.
         {"tool", "alexandria"},
         {"tool_version", o.tool_version},
-        {"model_dir", model_dir},
+        {"model_dir", f.model_dir},
         {"objective", objective_name(o.objective)},
         {"seed", o.seed},
         {"lora_dropout", o.lora_dropout},
-        {"device", dev.name},
-        {"precision", dev.dtype == torch::kBFloat16 ? "bf16 base, fp32 LoRA/optimizer/loss" : "fp32"},
+        {"device", f.dev.name},
+        {"precision", f.dev.dtype == torch::kBFloat16 ? "bf16 base, fp32 LoRA/optimizer/loss" : "fp32"},
         {"epochs_run", history.size()},
         {"chosen_epoch", res.choice.epoch},
         {"chosen_loss", res.choice.loss},
         {"chosen_rule", res.choice.rule},
         {"chosen_reason", res.choice.reason},
         {"stopped_early", res.stopped_early},
-        {"stop_reason", res.status == TrainStatus::Diverged ? res.message : res.stop_reason},
-        {"status", res.status == TrainStatus::Diverged ? "diverged" : "completed"},
-        {"target_loss", band.target ? json(*band.target) : json(nullptr)},
-        {"loss_floor", band.floor ? json(*band.floor) : json(nullptr)},
+        {"stop_reason", diverged ? res.message : res.stop_reason},
+        {"status", diverged ? "diverged" : "completed"},
+        {"target_loss", f.band.target ? json(*f.band.target) : json(nullptr)},
+        {"loss_floor", f.band.floor ? json(*f.band.floor) : json(nullptr)},
         {"epoch_history", hist},
-        {"alexandria_loss_per_epoch", [&] { json a = json::array(); for (auto& e : history) a.push_back(finite_or_null(e.alexandria_loss)); return a; }()},
-        {"aligned_loss_per_epoch", [&] { json a = json::array(); for (auto& e : history) a.push_back(finite_or_null(e.aligned_loss)); return a; }()},
+        {"alexandria_loss_per_epoch", alex},
+        {"aligned_loss_per_epoch", align},
         {"chosen_loss_verdict", plan::to_json(plan::loss_verdict(chosen_rec.alexandria_loss))},
         {"exposure", n * int64_t(history.size())},
-        {"recommendation", plan::to_json(rec)},
-        {"dataset_dir", prep.dir.string()},
-        {"dataset_hash", prep.dataset_hash},
-        {"dataset_split", used_split ? "train" : "none"},
-        {"skipped_clips", prep.skipped.size()},
-        {"reference_source", prep.reference_source},
-        {"codec_cache_key", prep.codec_key},
+        {"recommendation", plan::to_json(f.rec)},
+        {"dataset_dir", d.prep.dir.string()},
+        {"dataset_hash", d.prep.dataset_hash},
+        {"dataset_split", d.split.used ? "train" : "none"},
+        {"skipped_clips", d.prep.skipped.size()},
+        {"reference_source", d.prep.reference_source},
+        {"codec_cache_key", d.prep.codec_key},
         {"optimizer", {{"name", "AdamW"}, {"betas", {kBeta1, kBeta2}}, {"eps", kEps}, {"weight_decay", kWeightDecay},
                        {"clip_grad_norm", kClipNorm}, {"schedule", "constant"}}},
         {"speaker_embedding_file", "speaker_embedding.safetensors"},
     };
-    res.meta = meta;
+}
 
-    io::replace_directory_atomic(out, [&](const fs::path& tmp) {
-        const fs::path chosen_dir = work / fmt::format("epoch-{}", res.choice.epoch);
+// The whole adapter folder in one atomic step: the chosen epoch's adapter, metadata, reference, speaker vector,
+// metrics, plot, and every epoch's checkpoint (hard links).
+void write_adapter_folder(const TrainOptions& o, const RunPaths& paths, const TrainingData& d, const json& meta,
+                          const std::vector<EpochRecord>& history, int chosen_epoch) {
+    io::replace_directory_atomic(paths.out, [&](const fs::path& tmp) {
+        const fs::path chosen_dir = paths.work / fmt::format("epoch-{}", chosen_epoch);
         copy_file_bytes(chosen_dir / model::kAdapterConfigFile, tmp / model::kAdapterConfigFile);
         copy_file_bytes(chosen_dir / model::kAdapterWeightsFile, tmp / model::kAdapterWeightsFile);
         io::write_file_atomic(tmp / "training_meta.json", meta.dump(2) + "\n");
-        copy_file_bytes(prep.reference, tmp / "ref_sample.wav");
+        copy_file_bytes(d.prep.reference, tmp / "ref_sample.wav");
         io::save_safetensors((tmp / "speaker_embedding.safetensors").string(),
-                             {{"speaker_embedding", speaker_cpu.contiguous()}},
-                             {{"reference", prep.reference.filename().string()}});
-        copy_file_bytes(metrics.path(), tmp / "metrics.jsonl");
-        io::write_file_atomic(tmp / "loss.svg", loss_svg(history, o.objective, res.choice.epoch));
+                             {{"speaker_embedding", d.speaker_cpu.contiguous()}},
+                             {{"reference", d.prep.reference.filename().string()}});
+        copy_file_bytes(paths.work / "metrics.jsonl", tmp / "metrics.jsonl");
+        io::write_file_atomic(tmp / "loss.svg", loss_svg(history, o.objective, chosen_epoch));
         fs::create_directories(tmp / "checkpoints");
         for (const auto& e : history) {
-            fs::path from = work / fmt::format("epoch-{}", e.epoch), to = tmp / "checkpoints" / from.filename();
+            fs::path from = paths.work / fmt::format("epoch-{}", e.epoch), to = tmp / "checkpoints" / from.filename();
             fs::create_directories(to);
             for (auto& f : fs::directory_iterator(from)) link_or_copy(f.path(), to / f.path().filename());
         }
     });
+}
 
-    if (o.inspect) o.inspect(lm.model);
+// Chooses the epoch to keep and writes the adapter folder (completed or diverged runs with at least one epoch);
+// returns the facts with the run's time and best loss filled in.
+RunFacts finish(const TrainOptions& o, RunFacts facts, const RunPaths& paths, const TrainingData& d,
+            const Clock::time_point t_start, TrainResult& res, const Say& say) {
+    std::vector<double> losses;
+    for (const auto& e : res.epochs) losses.push_back(e.loss);
+    res.choice = choose_epoch(losses, facts.band);
+    if (res.status == TrainStatus::Completed && res.stop_reason.empty())
+        res.stop_reason = fmt::format("ran all {} epochs", res.epochs.size());
+    say(fmt::format("[TRAIN] Kept epoch {}: {}", res.choice.epoch, res.choice.reason));
+    if (res.choice.epoch < 1) throw Error("no epoch produced a usable adapter");
+
+    const RefText ref = reference_text(d.prep);
+    say(ref.from_file ? fmt::format("[DATA] Using ref text from ref_text.txt: '{}...'", preview60(ref.text))
+                      : fmt::format("[DATA] Using first sample text as ref text: '{}...'", preview60(ref.text)));
+
+    facts.training_time = std::chrono::duration<double>(Clock::now() - t_start).count();
+    facts.best = std::numeric_limits<double>::infinity();
+    for (double l : losses)
+        if (std::isfinite(l)) facts.best = std::min(facts.best, l);
+    res.meta = training_meta(o, facts, d, ref, res.epochs, res);
+    write_adapter_folder(o, paths, d, res.meta, res.epochs, res.choice.epoch);
+    return facts;
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o) {
+    const auto t_start = Clock::now();
+    const Say say = [&](const std::string& line) {
+        if (o.protocol) o.protocol(line);
+    };
+
+    // Set-up: options, device, output folder, model.
+    validate_options(o);
+    const DeviceChoice dev = resolve_device(o.device);
+    const std::string model_dir = io::locate_model(o.model);
+    const RunPaths paths = run_paths(o);
+    say(fmt::format("[TRAIN] Device: {}, dtype: {}", dev.name, torch_dtype_name(dev.dtype)));
+    BaseModel base = load_base_model(o, model_dir, dev, say);
+
+    // Data and plan.
+    const TrainingData data = load_training_data(o, model_dir, dev, base, say);
+    const int64_t n = static_cast<int64_t>(data.samples.size());
+    const plan::Recommendation rec = plan_run(o, n, say);
+    LoraState lora = attach_lora(o, base, rec.lr, say);
+
+    // Resume.
+    LoopConfig lc;
+    lc.epochs = rec.epochs;
+    lc.lr = rec.lr;
+    lc.n = n;
+    lc.weight = 1.0 / (double(o.batch) * double(o.grad_accum));
+    lc.band = loss_band(o);
+    fs::create_directories(paths.work);
+    MetricsLog metrics(paths.work / "metrics.jsonl");
+    const json fp = fingerprint(o, rec.epochs, rec.lr, data.prep.dataset_hash, dev);
+    RunState at = start_or_resume(o, paths, fp, lora, metrics, n, say);
+
+    // The epoch loop.
+    const LoopEnd end = run_epochs(o, base, data.samples, lora, lc, paths, fp, at, metrics, say);
+
+    TrainResult res;
+    res.status = end.status;
+    res.message = end.message;
+    res.stopped_early = end.stopped_early;
+    res.stop_reason = end.stop_reason;
+    res.planned_epochs = rec.epochs;
+    res.lr = rec.lr;
+    res.samples = n;
+    res.out = paths.out;
+    res.epochs = at.history;
+    if (res.status == TrainStatus::Interrupted) {
+        say(fmt::format("[TRAIN] {}", res.message));
+        return res;
+    }
+    if (res.epochs.empty()) return res;  // diverged before any epoch finished: no adapter worth keeping
+
+    // Finish: the kept epoch and the adapter folder.
+    const RunFacts facts = finish(o, RunFacts{model_dir, dev, rec, lc.band, 0, 0}, paths, data, t_start, res, say);
+    if (o.inspect) o.inspect(base.lm.model);
     if (res.status == TrainStatus::Completed)
-        say(fmt::format("[DONE] Adapter saved to {} (best_loss={:.4f}, time={:.0f}s)", o.out.string(), best,
-                    training_time));
+        say(fmt::format("[DONE] Adapter saved to {} (best_loss={:.4f}, time={:.0f}s)", o.out.string(), facts.best,
+                        facts.training_time));
     return res;
 }
 
