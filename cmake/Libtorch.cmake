@@ -44,4 +44,7 @@ if(ALEXANDRIA_CUDA)
   target_link_libraries(torch INTERFACE -Wl,--no-as-needed "${_lt}/lib/libtorch_cuda.so" "${_lt}/lib/libc10_cuda.so"
     -Wl,--as-needed CUDA::cudart)
   target_compile_definitions(torch INTERFACE ALEXANDRIA_CUDA=1 USE_CUDA=1)
+  # libtorch_cuda.so needs cuFile, cuSPARSELt and NVSHMEM, which the CUDA toolkit does not ship (the GPU machine's
+  # torch brings them): link without resolving them here.
+  target_link_options(torch INTERFACE -Wl,--allow-shlib-undefined "-Wl,-rpath-link,${CUDAToolkit_LIBRARY_DIR}")
 endif()

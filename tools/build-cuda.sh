@@ -27,6 +27,7 @@ fi
 tools/install-deps.sh $([ $run_tests -eq 1 ] && echo --test)
 tools/install-libtorch.sh --cuda
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DALEXANDRIA_CUDA=ON -DCUDAToolkit_ROOT="$cuda" \
+  -DALEXANDRIA_LIBTORCH="${ALEXANDRIA_DEPS:-$HOME/.cache/alexandria}/libtorch-2.11.0-cuda" \
   -DALEXANDRIA_BUILD_TESTS=$([ $run_tests -eq 1 ] && echo ON || echo OFF)
 cmake --build "$build" -j"$(nproc)"
 if [ $run_tests -eq 1 ]; then

@@ -3,7 +3,9 @@
 # sha256 — into a prefix outside the tree. No Python environment is created or needed at run time: a wheel is
 # a zip, and only its torch/lib, torch/include and torch/share/cmake are kept.
 #
-#   tools/install-libtorch.sh [--cuda] [--prefix DIR]      (default prefix: $ALEXANDRIA_DEPS/libtorch-2.11.0)
+#   tools/install-libtorch.sh [--cuda] [--prefix DIR]
+#     default prefix: $ALEXANDRIA_DEPS/libtorch-2.11.0 (CPU) or $ALEXANDRIA_DEPS/libtorch-2.11.0-cuda (--cuda);
+#     $ALEXANDRIA_DEPS defaults to ~/.cache/alexandria
 #
 # CPU prefix: libtorch_cpu.so + libc10.so + the wheel's libgomp, plus libcudart.so.13 and libcupti.so.13 from
 # NVIDIA's own PyPI wheels: PyPI's libtorch_cpu.so is linked against those two (its profiler), although a CPU
@@ -22,18 +24,22 @@ CUPTI_WHEEL=nvidia_cuda_cupti-13.0.85-py3-none-manylinux_2_25_x86_64.whl
 CUPTI_SHA256=4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8
 
 deps="${ALEXANDRIA_DEPS:-$HOME/.cache/alexandria}"
-prefix="$deps/libtorch-$TORCH_VERSION"
+prefix=""
 cuda=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --cuda) cuda=1 ;;
     --prefix) prefix="$2"; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "install-libtorch: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
 done
 
+if [ -z "$prefix" ]; then
+  prefix="$deps/libtorch-$TORCH_VERSION"
+  if [ $cuda -eq 1 ]; then prefix="$prefix-cuda"; fi
+fi
 stamp="$prefix/.alexandria-cpu-$TORCH_SHA256"
 cuda_stamp="$prefix/.alexandria-cuda-$TORCH_SHA256"
 if [ -f "$stamp" ] && { [ $cuda -eq 0 ] || [ -f "$cuda_stamp" ]; }; then
