@@ -72,65 +72,47 @@ def load_json(path, problems):
         return None
 
 
-# bench_synth's text lines, for builds whose bench_synth has no --json.
-SYNTH_TEXT = {
+# bench_synth's text lines (its output is always kept as text; a --json document, where it offers one, is kept
+# whole under synth_raw).
+SYNTH_ONE = {
     "frames_per_second": r"decode loop: ([0-9.]+) frames/s",
-    "ms_per_frame": r"\(([0-9.]+) ms/frame",
+    "ms_per_frame": r"decode loop: [0-9.]+ frames/s \(([0-9.]+) ms/frame",
     "codec_decode_seconds": r"codec decode: ([0-9.]+) s per",
-    "rtf": r"total RTF \(compute/audio\): ([0-9.]+)",
+    "first_audio_ms": r"time to first audio: ([0-9.]+) s",
+    "peak_rss_gib": r"peak RSS ([0-9.]+) GiB",
 }
-
-
-def first_key(d, *names, contains=None):
-    for n in names:
-        if isinstance(d.get(n), (int, float)):
-            return d[n]
-    if contains:
-        for k, v in d.items():
-            if contains in k and isinstance(v, (int, float)):
-                return v
-    return None
+SYNTH_BATCH = re.compile(r"^batch (\d+): .*?([0-9.]+) frames/s aggregate(?:.*?([0-9.]+) ms/step)?", re.M)
 
 
 def read_synth(work, problems):
-    rows = []
-    for path in sorted(glob.glob(os.path.join(work, "synth-*-b*.*"))):
-        m = re.match(r"synth-(.+)-b(\d+)\.(json|txt)$", os.path.basename(path))
-        if not m:
+    rows, raw = [], {}
+    for path in sorted(glob.glob(os.path.join(work, "synth-*.txt"))):
+        m = re.match(r"synth-(.+)\.txt$", os.path.basename(path))
+        if not m or m.group(1).endswith("-nobatch"):
             continue
-        preset, batch, kind = m.group(1), int(m.group(2)), m.group(3)
-        if kind == "txt" and os.path.exists(path[:-4] + ".json"):
-            continue  # the JSON says the same, with more keys
-        row = {"preset": preset, "batch": batch}
-        if kind == "json":
-            doc = load_json(path, problems)
-            if doc is None:
-                continue
-            row["raw"] = doc
-            flat = dict(doc)
-            for sub in ("result", "figures", "decode"):
-                if isinstance(doc.get(sub), dict):
-                    flat.update(doc[sub])
-            row["frames_per_second"] = first_key(flat, "frames_per_second", "aggregate_frames_per_second",
-                                                 "fps")
-            row["ms_per_frame"] = first_key(flat, "ms_per_frame")
-            row["first_audio_ms"] = first_key(flat, "first_audio_ms", "time_to_first_audio_ms",
-                                              contains="first_audio")
-            row["codec_decode_seconds"] = first_key(flat, "codec_decode_seconds", "codec_seconds")
-        else:
-            text = open(path, encoding="utf-8", errors="replace").read()
-            for key, pat in SYNTH_TEXT.items():
-                mm = re.search(pat, text)
-                row[key] = float(mm.group(1)) if mm else None
-            row["first_audio_ms"] = None
-        if row.get("frames_per_second") and not row.get("ms_per_frame"):
-            # frames/s counts every stream's frames; a step makes one frame per stream
-            row["ms_per_frame"] = 1000.0 * batch / row["frames_per_second"]
-        rows.append(row)
-    notes = []
-    for path in glob.glob(os.path.join(work, "synth-*-nobatch.txt")):
-        notes.append(open(path, encoding="utf-8").read().strip())
-    return rows, notes
+        preset = m.group(1)
+        text = open(path, encoding="utf-8", errors="replace").read()
+        one = {"preset": preset, "batch": 1}
+        for key, pat in SYNTH_ONE.items():
+            mm = re.search(pat, text)
+            one[key] = float(mm.group(1)) if mm else None
+        if one["first_audio_ms"] is not None:
+            one["first_audio_ms"] *= 1000.0  # printed in seconds
+        if one["frames_per_second"] is not None:
+            rows.append(one)
+        for mm in SYNTH_BATCH.finditer(text):
+            b, fps = int(mm.group(1)), float(mm.group(2))
+            ms = float(mm.group(3)) if mm.group(3) else 1000.0 * b / fps
+            rows.append({"preset": preset, "batch": b, "frames_per_second": fps, "ms_per_frame": ms,
+                         "first_audio_ms": None, "codec_decode_seconds": None})
+        jpath = os.path.join(work, f"synth-{preset}.json")
+        if os.path.exists(jpath):
+            doc = load_json(jpath, problems)
+            if doc is not None:
+                raw[preset] = doc
+    notes = [open(p, encoding="utf-8").read().strip()
+             for p in sorted(glob.glob(os.path.join(work, "synth-*-nobatch.txt")))]
+    return rows, notes, raw
 
 
 def fmt(v, digits=1):
@@ -166,18 +148,18 @@ def markdown(doc):
         lines += [f"{ct['passed']} passed, {ct['failed']} failed, {ct['skipped']} skipped of {ct['total']}"
                   + (f"; failed: {', '.join(ct['failed_tests'])}" if ct["failed_tests"] else ""), ""]
     lines += ["## Training (passes/s; one pass = forward, both losses, backward, clip, AdamW on the LoRA tensors)",
-              "", "| preset | dtype | rank | batch | clip s | frames | passes/s | samples/s | ms/pass "
-              "| peak alloc GiB | peak reserved GiB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "", "| preset | prompt | dtype | rank | batch | clip s | seq | passes/s | samples/s | ms/pass "
+              "| peak alloc GiB | peak reserved GiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in doc["train"]:
         for r in t.get("runs", []):
             lines.append(
-                f"| {t.get('preset')} | {t.get('dtype')} | {r.get('rank')} | {r.get('batch')} "
-                f"| {fmt(r.get('clip_seconds'), 0)} | {r.get('frames')} | {fmt(r.get('passes_per_second'), 2)} "
+                f"| {t.get('preset')} | {r.get('prompt', '—')} | {t.get('dtype')} | {r.get('rank')} | {r.get('batch')} "
+                f"| {fmt(r.get('clip_seconds'), 0)} | {r.get('sequence_length')} | {fmt(r.get('passes_per_second'), 2)} "
                 f"| {fmt(r.get('samples_per_second'), 2)} | {fmt(r.get('ms_per_pass'))} "
                 f"| {fmt(gib(r.get('cuda_peak_allocated_mib')), 2)} | {fmt(gib(r.get('cuda_peak_reserved_mib')), 2)} |")
         for s in t.get("skipped", []):
-            lines.append(f"| {t.get('preset')} | {t.get('dtype')} | {s.get('rank')} | {s.get('batch')} | — "
-                         f"| {s.get('frames')} | skipped: {s.get('reason')} | | | | |")
+            lines.append(f"| {t.get('preset')} | {s.get('prompt', '—')} | {t.get('dtype')} | {s.get('rank')} "
+                         f"| {s.get('batch')} | — | — | skipped: {s.get('reason')} | | | | |")
     lines += ["", "## Synthesis (decode loop; EOS forbidden, fixed frame count)", "",
               "| preset | batch | ms/step | frames/s (all streams) | x real time | first audio ms | codec decode s |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -211,10 +193,14 @@ def check(doc):
     runs = [r for t in doc["train"] for r in t.get("runs", [])]
     if not runs or any(not r.get("passes_per_second", 0) > 0 for r in runs):
         errors.append("training: no case with passes/s > 0")
-    if len(runs) + sum(len(t.get("skipped", [])) for t in doc["train"]) != 8:
-        errors.append(f"training: {len(runs)} cases run, expected 2 ranks x 2 batches x 2 clips = 8 (run or skipped)")
+    combos = {(c.get("rank"), c.get("batch"), c.get("frames"))
+              for t in doc["train"] for c in t.get("runs", []) + t.get("skipped", [])}
+    if len(combos) != 4:
+        errors.append(f"training: {len(combos)} (rank, batch, clip) cases, expected 2 x 2 x 1 = 4 (run or skipped)")
     if not doc["synth"] or any(not (r.get("frames_per_second") or 0) > 0 for r in doc["synth"]):
         errors.append("synthesis: no figures")
+    elif not doc["synth_notes"] and not any(r["batch"] > 1 for r in doc["synth"]):
+        errors.append("synthesis: bench_synth offers --batch but printed no batched figures")
     if not any(r.get("decode_rtf", 0) > 0 for c in doc["codec"] for r in c.get("runs", [])):
         errors.append("codec: no figures")
     if doc["problems"]:
@@ -249,7 +235,7 @@ def main():
         d = load_json(p, problems)
         if d is not None:
             codec.append(d)
-    synth, synth_notes = read_synth(a.work, problems)
+    synth, synth_notes, synth_raw = read_synth(a.work, problems)
     doc = {
         "schema": 1,
         "mode": a.mode,
@@ -264,6 +250,7 @@ def main():
         "train": train,
         "synth": synth,
         "synth_notes": synth_notes,
+        "synth_raw": synth_raw,
         "codec": codec,
         "problems": problems,
     }
