@@ -3,6 +3,8 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -102,6 +104,36 @@ public:
     }
     size_t size() const { return count_; }
     std::string_view key_at(uint32_t off, uint32_t len) const { return std::string_view(arena_.data() + off, len); }
+    // The table as bytes (TableCache), and back; false when the bytes are not a table.
+    void save(std::string& out) const {
+        put_u64(out, count_);
+        put_u64(out, arena_.size());
+        out.append(arena_);
+        put_u64(out, slots_.size());
+        out.append(reinterpret_cast<const char*>(slots_.data()), slots_.size() * sizeof(Slot));
+    }
+    bool load(std::string_view& in) {
+        uint64_t count = 0, arena = 0, slots = 0;
+        if (!get_u64(in, count) || !get_u64(in, arena) || in.size() < arena) return false;
+        arena_.assign(in.data(), arena);
+        in.remove_prefix(arena);
+        if (!get_u64(in, slots) || slots == 0 || (slots & (slots - 1)) != 0 || in.size() / sizeof(Slot) < slots) return false;
+        slots_.resize(slots);
+        std::memcpy(slots_.data(), in.data(), slots * sizeof(Slot));
+        in.remove_prefix(slots * sizeof(Slot));
+        for (const Slot& sl : slots_)
+            if (sl.value >= 0 && (uint64_t(sl.off) + sl.len > arena)) return false;
+        mask_ = slots - 1;
+        count_ = count;
+        return true;
+    }
+    static void put_u64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+    static bool get_u64(std::string_view& in, uint64_t& v) {
+        if (in.size() < 8) return false;
+        std::memcpy(&v, in.data(), 8);
+        in.remove_prefix(8);
+        return true;
+    }
     template <typename F>
     void for_each(F&& f) const {
         for (const Slot& s : slots_)
@@ -260,6 +292,29 @@ public:
         }
     }
 
+    bool ids_below(int32_t n) const {
+        for (const Entry& e : slots_)
+            if (e.key != kEmpty && (e.id < 0 || e.id >= n || int32_t(e.key >> 32) >= n || int32_t(uint32_t(e.key)) >= n))
+                return false;
+        return true;
+    }
+    void save(std::string& out) const {
+        TokenTable::put_u64(out, count_);
+        TokenTable::put_u64(out, slots_.size());
+        out.append(reinterpret_cast<const char*>(slots_.data()), slots_.size() * sizeof(Entry));
+    }
+    bool load(std::string_view& in) {
+        uint64_t count = 0, slots = 0;
+        if (!TokenTable::get_u64(in, count) || !TokenTable::get_u64(in, slots)) return false;
+        if (slots == 0 || (slots & (slots - 1)) != 0 || in.size() / sizeof(Entry) < slots) return false;
+        slots_.resize(slots);
+        std::memcpy(slots_.data(), in.data(), slots * sizeof(Entry));
+        in.remove_prefix(slots * sizeof(Entry));
+        mask_ = slots - 1;
+        count_ = count;
+        return true;
+    }
+
 private:
     size_t slot(uint64_t key) const { return size_t((key * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
     void rehash(size_t cap) {
@@ -286,9 +341,16 @@ bool is_whitespace_cp(uint32_t c) {
 
 struct Tokenizer::Impl {
     TokenTable vocab;                                    // byte-level token → id
-    std::vector<std::string> tokens;                     // id → token string ("" for gaps)
-    std::vector<std::string> token_bytes;                // id → the bytes it stands for (vocab ids)
+    int32_t size = 0;                                    // largest id + 1
     std::vector<uint8_t> is_added;                       // id → 1 for added tokens
+    // id → token string ("" for gaps) and id → the bytes it stands for: only decoding needs them, so they are
+    // built on first use (300,000 small strings are a fifth of the loading time).
+    struct Strings {
+        std::vector<std::string> tokens, bytes;
+    };
+    mutable std::once_flag strings_once;
+    mutable Strings strings_;
+    const Strings& strings() const;
     MergeTable merges;                                   // (left id, right id) → rank, merged id
     size_t merge_count = 0;
     int32_t byte_ids[256];
@@ -320,6 +382,32 @@ struct Tokenizer::Impl {
     void split(std::string_view normalized, F&& on_piece) const;
 };
 
+const Tokenizer::Impl::Strings& Tokenizer::Impl::strings() const {
+    std::call_once(strings_once, [&] {
+        const ByteMap& bm = byte_map();
+        strings_.tokens.assign(size_t(size), std::string());
+        strings_.bytes.assign(size_t(size), std::string());
+        vocab.for_each([&](std::string_view tok, int32_t id, uint32_t) {
+            strings_.tokens[size_t(id)] = tok;
+            std::string& bytes = strings_.bytes[size_t(id)];
+            for (size_t i = 0; i < tok.size();) {
+                utf8::Step st = utf8::step(tok, i);
+                if (st.ok && st.cp < 0x144 && bm.from_unicode[st.cp] >= 0) {
+                    bytes.push_back(static_cast<char>(bm.from_unicode[st.cp]));
+                } else {
+                    bytes.append(tok, i, st.length);  // not a byte-level character: kept as its own text
+                }
+                i += st.length;
+            }
+        });
+        for (const auto& a : added) {
+            strings_.tokens[size_t(a.id)] = a.content;
+            strings_.bytes[size_t(a.id)] = a.content;
+        }
+    });
+    return strings_;
+}
+
 std::string Tokenizer::Impl::add_merge(std::string_view left, std::string_view right) {
     merge_buf.assign(left);
     merge_buf.append(right);
@@ -347,28 +435,12 @@ void Tokenizer::Impl::finish(const std::string& source) {
     int32_t max_id = -1;
     vocab.for_each([&](std::string_view, int32_t id, uint32_t) { max_id = std::max(max_id, id); });
     for (auto& a : added) max_id = std::max(max_id, a.id);
-    tokens.assign(size_t(max_id + 1), std::string());
-    token_bytes.assign(size_t(max_id + 1), std::string());
-    is_added.assign(size_t(max_id + 1), 0);
-    vocab.for_each([&](std::string_view tok, int32_t id, uint32_t) {
-        tokens[size_t(id)] = tok;
-        std::string& bytes = token_bytes[size_t(id)];
-        for (size_t i = 0; i < tok.size();) {
-            utf8::Step st = utf8::step(tok, i);
-            if (st.ok && st.cp < 0x144 && bm.from_unicode[st.cp] >= 0) {
-                bytes.push_back(static_cast<char>(bm.from_unicode[st.cp]));
-            } else {
-                bytes.append(tok, i, st.length);  // not a byte-level character: kept as its own text
-            }
-            i += st.length;
-        }
-    });
+    size = max_id + 1;
+    is_added.assign(size_t(size), 0);
     std::sort(added.begin(), added.end(), [](const AddedToken& x, const AddedToken& y) { return x.id < y.id; });
     for (auto& a : added) {
         if (a.content.empty()) throw InputError(source + ": added token " + std::to_string(a.id) + " is empty");
         check_utf8(a.content, source + ": added token " + std::to_string(a.id));
-        tokens[size_t(a.id)] = a.content;
-        token_bytes[size_t(a.id)] = a.content;
         is_added[size_t(a.id)] = 1;
         added_by_content[a.content] = a.id;
     }
@@ -614,9 +686,123 @@ void load_added_tokens_json(Tokenizer::Impl& impl, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// Parsing the real vocab.json and merges.txt (4.3 MB; 151,643 tokens, 151,387 merges) and hashing them into the
+// tables takes ~150 ms, which every `tokenize` and every synthesis start would pay. The finished tables are kept
+// in a binary file under the user's cache folder, named by the two files' paths, sizes and modification times,
+// and read back in a few milliseconds. A missing, stale or damaged cache file is rebuilt; one that cannot be
+// written (read-only home) is simply not kept.
+constexpr char kTableCacheMagic[8] = {'A', 'L', 'X', 'T', 'O', 'K', '0', '1'};
+
+// A checksum over the cache's payload, 8 bytes at a time (a damaged file must be rebuilt, not half-trusted).
+uint64_t payload_checksum(std::string_view b) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    size_t i = 0;
+    for (; i + 8 <= b.size(); i += 8) {
+        uint64_t w;
+        std::memcpy(&w, b.data() + i, 8);
+        h = (h ^ w) * 0x100000001B3ull;
+        h ^= h >> 32;
+    }
+    for (; i < b.size(); ++i) h = (h ^ uint8_t(b[i])) * 0x100000001B3ull;
+    return h;
+}
+
+fs::path table_cache_path(const std::string& vocab_json, const std::string& merges_txt) {
+    std::string dir;
+    if (const char* c = std::getenv("ALEXANDRIA_CACHE"); c && *c) dir = c;
+    else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = std::string(x) + "/alexandria";
+    else if (const char* h = std::getenv("HOME"); h && *h) dir = std::string(h) + "/.cache/alexandria";
+    else return {};
+    std::error_code size_ec;
+    if (fs::file_size(vocab_json, size_ec) < (256u << 10) || size_ec) return {};  // small ones parse at once
+    std::string id = "v1";
+    for (const std::string& f : {vocab_json, merges_txt}) {
+        std::error_code ec;
+        const auto canon = fs::weakly_canonical(f, ec);
+        const auto size = fs::file_size(f, ec);
+        if (ec) return {};
+        const auto mtime = fs::last_write_time(f, ec);
+        if (ec) return {};
+        id += "|" + canon.string() + "|" + std::to_string(size) + "|" +
+              std::to_string(mtime.time_since_epoch().count());
+    }
+    return fs::path(dir) / "tokenizer" / (io::hash_string(id) + ".bin");
+}
+
+bool load_table_cache(const fs::path& path, TokenTable& vocab, MergeTable& merges, size_t& merge_count) {
+    std::error_code ec;
+    if (path.empty() || !fs::is_regular_file(path, ec)) return false;
+    std::string bytes;
+    try {
+        bytes = io::read_file(path);
+    } catch (const std::exception&) {
+        return false;
+    }
+    std::string_view in(bytes);
+    uint64_t count = 0, sum = 0;
+    if (in.size() < 16 || std::memcmp(in.data(), kTableCacheMagic, 8) != 0) return false;
+    std::memcpy(&sum, in.data() + in.size() - 8, 8);
+    in = in.substr(8, in.size() - 16);
+    if (payload_checksum(in) != sum) return false;
+    if (!TokenTable::get_u64(in, count) || !vocab.load(in) || !merges.load(in) || !in.empty()) return false;
+    merge_count = size_t(count);
+    return vocab.size() > 0;
+}
+
+void save_table_cache(const fs::path& path, const TokenTable& vocab, const MergeTable& merges, size_t merge_count) {
+    if (path.empty()) return;
+    try {
+        std::string out(kTableCacheMagic, 8);
+        TokenTable::put_u64(out, merge_count);
+        vocab.save(out);
+        merges.save(out);
+        TokenTable::put_u64(out, payload_checksum(std::string_view(out).substr(8)));
+        fs::create_directories(path.parent_path());
+        io::write_atomic(path, [&](const fs::path& tmp) {
+            std::FILE* f = std::fopen(tmp.c_str(), "wb");
+            if (!f) throw Error("cannot write " + tmp.string());
+            const bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size();
+            if (std::fclose(f) != 0 || !ok) throw Error("cannot write " + tmp.string());
+        });
+    } catch (const std::exception&) {
+        // A cache that cannot be written only costs the next load its parsing time.
+    }
+}
+
+// vocab.json and merges.txt into the tables (defined below).
+void parse_slow_files(Tokenizer::Impl& impl, const std::string& vocab_json, const std::string& merges_txt);
+
+}  // namespace
+
 Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
                                 const std::string& config_json) {
     auto impl = std::make_shared<Impl>();
+    const fs::path cache = table_cache_path(vocab_json, merges_txt);
+    if (load_table_cache(cache, impl->vocab, impl->merges, impl->merge_count)) {
+        int32_t max_id = -1;
+        impl->vocab.for_each([&](std::string_view, int32_t id, uint32_t) { max_id = std::max(max_id, id); });
+        if (!impl->merges.ids_below(max_id + 1)) impl = std::make_shared<Impl>();  // damaged: parse instead
+    }
+    if (impl->vocab.size() == 0) {
+        parse_slow_files(*impl, vocab_json, merges_txt);
+        save_table_cache(cache, impl->vocab, impl->merges, impl->merge_count);
+    }
+    if (!config_json.empty()) {
+        load_added_from_config(*impl, config_json);
+    } else {
+        const fs::path beside = fs::path(vocab_json).parent_path() / "added_tokens.json";
+        if (fs::exists(beside)) load_added_tokens_json(*impl, beside.string());
+    }
+    impl->finish(vocab_json);
+    return Tokenizer(impl);
+}
+
+namespace {
+
+void parse_slow_files(Tokenizer::Impl& tables, const std::string& vocab_json, const std::string& merges_txt) {
+    Tokenizer::Impl* impl = &tables;
     {
         const std::string text = read_or_throw(vocab_json);
         check_utf8(text, vocab_json);
@@ -646,15 +832,9 @@ Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string
             if (!bad.empty()) throw InputError(merges_txt + ":" + std::to_string(line_no) + ": " + bad);
         }
     }
-    if (!config_json.empty()) {
-        load_added_from_config(*impl, config_json);
-    } else {
-        const fs::path beside = fs::path(vocab_json).parent_path() / "added_tokens.json";
-        if (fs::exists(beside)) load_added_tokens_json(*impl, beside.string());
-    }
-    impl->finish(vocab_json);
-    return Tokenizer(impl);
 }
+
+}  // namespace
 
 Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
     const nlohmann::json j = parse_json(read_or_throw(path), path);
@@ -808,9 +988,10 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
     const Impl& im = *impl_;
+    const Impl::Strings& str = im.strings();
     std::string out, run;
     for (int32_t id : ids) {
-        if (id < 0 || size_t(id) >= im.tokens.size() || im.tokens[size_t(id)].empty())
+        if (id < 0 || size_t(id) >= str.tokens.size() || str.tokens[size_t(id)].empty())
             throw InputError("token id " + std::to_string(id) + " is not in the tokenizer's vocabulary");
         if (im.is_added[size_t(id)]) {
             // Like Hugging Face's slow decode: byte runs are decoded separately from added tokens.
@@ -820,9 +1001,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
                 auto it = std::find_if(im.added.begin(), im.added.end(), [&](const AddedToken& a) { return a.id == id; });
                 if (it != im.added.end() && it->special) continue;
             }
-            out += im.tokens[size_t(id)];
+            out += str.tokens[size_t(id)];
         } else {
-            run += im.token_bytes[size_t(id)];
+            run += str.bytes[size_t(id)];
         }
     }
     utf8::append_lossy(out, run);
@@ -830,9 +1011,10 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
 }
 
 std::string Tokenizer::id_to_token(int32_t id) const {
-    if (id < 0 || size_t(id) >= impl_->tokens.size() || impl_->tokens[size_t(id)].empty())
+    const Impl::Strings& str = impl_->strings();
+    if (id < 0 || size_t(id) >= str.tokens.size() || str.tokens[size_t(id)].empty())
         throw InputError("token id " + std::to_string(id) + " is not in the tokenizer's vocabulary");
-    return impl_->tokens[size_t(id)];
+    return str.tokens[size_t(id)];
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
@@ -849,7 +1031,7 @@ int32_t Tokenizer::added_token_id(std::string_view content) const {
     return it->second;
 }
 
-int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->tokens.size()); }
+int32_t Tokenizer::vocab_size() const { return impl_->size; }
 size_t Tokenizer::merge_count() const { return impl_->merge_count; }
 const std::vector<AddedToken>& Tokenizer::added_tokens() const { return impl_->added; }
 bool Tokenizer::normalizes_nfc() const { return impl_->nfc; }

@@ -12,6 +12,8 @@
 
 #include "support/test_support.h"
 
+using namespace alexandria::test;
+
 namespace {
 
 struct Result {
