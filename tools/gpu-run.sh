@@ -197,7 +197,8 @@ configure() {
   # ALEXANDRIA_LIBTORCH=system: find_package(Torch) in the machine's own torch (cmake/Libtorch.cmake).
   local args=(cmake -S "$root" -B "$build_dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release
     -DALEXANDRIA_LIBTORCH=system -DALEXANDRIA_CUDA=ON
-    "-DTorch_DIR=$torch_cmake/Torch" "-DCMAKE_PREFIX_PATH=$torch_cmake;$prefix/usr"
+    # torch's root first: TorchConfig's find_library() would otherwise take any libtorch in the system folders.
+    "-DTorch_DIR=$torch_cmake/Torch" "-DCMAKE_PREFIX_PATH=${torch_cmake%/share/cmake};$torch_cmake;$prefix/usr"
     # DT_RPATH (not RUNPATH) so that libsndfile's own dependencies (libFLAC, ...) load from the prefix too.
     "-DCMAKE_BUILD_RPATH=$prefix/usr/lib/x86_64-linux-gnu"
     "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$prefix/usr/lib/x86_64-linux-gnu -Wl,--disable-new-dtags"
