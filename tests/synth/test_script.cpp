@@ -160,7 +160,9 @@ TEST_CASE("validate_script stops on any bad line, naming file:line:field, and li
         CHECK(m.find(path + ":5: field 'speaker': unknown speaker 'Nobody'") != std::string::npos);
         CHECK(m.find(":6:") == std::string::npos);
     }
-    // without a speaker list any speaker is an identity; a clean script passes
+    // without a speaker list (clone models) any speaker is an identity; a clean script passes
     std::ofstream(path) << R"({"text": "One.", "voice": "narrator", "speaker": "anyone"})" << "\n";
+    CHECK_THROWS_WITH(validate_script(read_script(path), check), Catch::Contains("unknown speaker 'anyone'"));
+    check.speakers.clear();
     CHECK_NOTHROW(validate_script(read_script(path), check));
 }
