@@ -2,6 +2,8 @@
 #include "alexandria/synth/inspect.h"
 #include "cli.h"
 
+#include <fmt/ranges.h>
+
 namespace alexandria::cli {
 namespace {
 

@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <fmt/ranges.h>
+
 #include "alexandria/io/audio.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/progress.h"
@@ -16,9 +18,9 @@ namespace fs = std::filesystem;
 using namespace alexandria::synth;
 
 struct Options {
-    std::string model, adapter, device = "cpu", dtype = "auto";
+    std::string model, adapter, device = "cpu", dtype = "auto", codec_dtype = "f32";
     double lora_scale = 1.0;
-    bool no_merge = false;
+    bool no_merge = false, no_cuda_graphs = false;
     std::string text, text_file, script, out, out_dir, merge, shard;
     std::string ref_audio, ref_text, ref_text_file, speaker, instruct, language, layout = "auto";
     std::vector<std::string> voices;
@@ -28,6 +30,7 @@ struct Options {
     int64_t max_frames = 0, min_frames = 64;
     double frames_per_token = FrameCapRule{}.frames_per_token;
     int max_chars = 500;
+    int64_t batch = 0;  // 0 = per device (set in run())
     std::string format = "pcm16";
 };
 
@@ -103,6 +106,7 @@ int run_single(const Options& o, const LoadOptions& lo) {
     if (o.out.empty()) throw InputError("--out is required (a file, or - for raw PCM16 on stdout)");
     if (!o.out_dir.empty() || !o.merge.empty() || !o.shard.empty())
         throw InputError("--out-dir, --merge and --shard belong to --script");
+    if (o.batch != 0) throw InputError("--batch belongs to --script (a single text is one line)");
     std::string text = o.text;
     if (!o.text_file.empty()) {
         if (!text.empty()) throw InputError("give --text or --text-file, not both");
@@ -117,9 +121,27 @@ int run_single(const Options& o, const LoadOptions& lo) {
     Synthesizer synth(lo);
     int chunks = 0;
     bool capped = false;
-    auto r = speak_long(synth, u, o.max_chars, &chunks, &capped);
+    // On stdout, audio streams out while generating, a block of frames at a time (the same blocks speak() decodes,
+    // so the bytes are those of the finished line). ICL cannot stream: the reference's share is cut from the
+    // whole waveform at the end.
+    const bool stream = to_stdout && !synth.uses_icl(u);  // uses_icl: also an ICL-trained adapter
+    std::optional<AudioStream> audio;
+    auto write = [](const std::vector<float>& pcm) {
+        if (pcm.empty()) return;
+        io::write_pcm16_raw(stdout, pcm);
+        std::fflush(stdout);
+    };
+    auto on_chunk = [&](int) {
+        if (audio) write(audio->finish());
+        audio.emplace(synth.codec());
+    };
+    FrameCallback on_frame;
+    if (stream) on_frame = [&](int64_t, const torch::Tensor& frame) { write(audio->push(frame)); };
+    auto r = stream ? speak_long(synth, u, o.max_chars, &chunks, &capped, on_chunk, on_frame)
+                    : speak_long(synth, u, o.max_chars, &chunks, &capped);
     if (to_stdout) {
-        io::write_pcm16_raw(stdout, r.audio);
+        if (stream && audio) write(audio->finish());
+        if (!stream) io::write_pcm16_raw(stdout, r.audio);
         std::fflush(stdout);
     } else {
         io::Audio a;
@@ -167,6 +189,8 @@ int run_script(const Options& o, LoadOptions lo) {
     so.format = io::parse_audio_format(o.format);
     so.max_chars = o.max_chars;
     so.force = o.force;
+    if (o.batch < 0) throw InputError("--batch must be at least 1");
+    so.batch = o.batch > 0 ? o.batch : default_batch(lo.device);
     so.defaults = base_utterance(o);
     so.voices = parse_voices(o.voices);
     // Every line is checked before the model loads: one bad line stops the run with nothing rendered.
@@ -239,6 +263,10 @@ int run(const Options& o) {
     lo.adapter = o.adapter;
     lo.lora_scale = o.lora_scale;
     lo.merge_adapter = !o.no_merge;
+    lo.cuda_graphs = !o.no_cuda_graphs;
+    lo.narrow_weights = o.dtype == "auto";
+    if (o.codec_dtype == "model") lo.codec_dtype = lo.dtype;
+    else if (o.codec_dtype != "f32") throw InputError(fmt::format("--codec-dtype '{}': expected f32 or model", o.codec_dtype));
     if (!o.adapter.empty() && !fs::is_directory(o.adapter))
         throw InputError(fmt::format("--adapter '{}': no such folder", o.adapter));
     if (!o.script.empty()) return run_script(o, lo);
@@ -259,6 +287,8 @@ const bool registered = add_command({"synth", "", "Speak text (or a JSONL script
     app.add_option("--out-dir", o->out_dir, "Folder for the script's per-line files");
     app.add_option("--merge", o->merge, "Also write the whole script as one file (with pauses)");
     app.add_option("--shard", o->shard, "Render only part K of N of the script (1-based, e.g. 2/8)");
+    app.add_option("--batch", o->batch,
+                   "Script lines rendered at once, each with its own seed and stop (default: 8 on CPU, 32 on CUDA)");
     app.add_flag("--force", o->force, "Re-render script lines whose output already exists");
     app.add_option("--voice", o->voices, "NAME=PATH: a voice a script line names (adapter folder or audio clip)");
     app.add_option("--ref-audio", o->ref_audio, "Reference clip to clone (Base checkpoints)");
@@ -290,7 +320,13 @@ const bool registered = add_command({"synth", "", "Speak text (or a JSONL script
         ->capture_default_str();
     app.add_option("--format", o->format, "pcm16 | float32 | flac")->capture_default_str();
     app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
-    app.add_option("--dtype", o->dtype, "auto | f32 | bf16 | f16 (auto: f32 on CPU, bf16 on CUDA)")
+    app.add_flag("--no-cuda-graphs", o->no_cuda_graphs, "CUDA: run the decode step eagerly, not as captured graphs");
+    app.add_option("--dtype", o->dtype, "auto | f32 | bf16 | f16 (auto: on CPU fp32 compute with the weights kept in bf16 when the "
+                   "checkpoint stores them so (lossless), bf16 on CUDA)")
+        ->capture_default_str();
+    app.add_option("--codec-dtype", o->codec_dtype,
+                   "f32 | model: the codec in fp32 (default) or in --dtype as the official pipelines run it (bf16 "
+                   "on GPU: decoding ~44 dB SNR from fp32; ICL reference codes mostly differ)")
         ->capture_default_str();
     app.add_flag("--json", o->json, "Machine-readable summary on stdout");
     return [o] { return run(*o); };

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 

@@ -1,13 +1,16 @@
 #include "alexandria/model/layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
 #include "alexandria/io/error.h"
 #include "alexandria/io/torch_compat.h"
+#include "alexandria/model/kernels.h"
 
 namespace alexandria::model {
 
@@ -67,8 +70,27 @@ LoraLinearImpl::LoraLinearImpl(int64_t in_features, int64_t out_features, bool w
     if (with_bias) bias = register_parameter("bias", make_param({out_features}, opts, 0.0));
 }
 
+namespace {
+// Decoding a few rows without gradients on the CPU: the weight-streaming kernel (kernels.h).
+bool use_small_linear(const torch::Tensor& x, const torch::Tensor& w) {
+    return x.device().is_cpu() && !torch::GradMode::is_enabled() && x.dim() >= 1 && x.size(-1) > 0 &&
+           x.numel() / x.size(-1) <= kSmallLinearMaxRows && w.is_contiguous() &&
+           (w.scalar_type() == torch::kFloat32 || w.scalar_type() == torch::kBFloat16) &&
+           (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16) && small_linear_supported();
+}
+}  // namespace
+
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
-    torch::Tensor out = torch::linear(x, weight, bias);
+    torch::Tensor out;
+    if (use_small_linear(x, weight)) {
+        out = small_linear(x, weight, bias);
+    } else if (weight.scalar_type() != x.scalar_type()) {
+        // Weights stored narrower than the compute dtype (store_weights()): widened for this product.
+        const auto dt = x.scalar_type();
+        out = torch::linear(x, weight.to(dt), bias.defined() ? bias.to(dt) : bias);
+    } else {
+        out = torch::linear(x, weight, bias);
+    }
     if (!has_lora() || merged_ || multiplier_ == 0.0) return out;
     // The branch runs in fp32 whatever the base dtype (PEFT casts the input to the adapter's dtype).
     torch::Tensor xin = x.to(torch::kFloat32);
@@ -160,7 +182,26 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
         if (lo < 0 || hi >= weight.size(0))
             throw InputError(fmt::format("embedding id {} outside [0, {})", lo < 0 ? lo : hi, weight.size(0)));
     }
-    return torch::embedding(weight, ids);
+    auto out = torch::embedding(weight, ids);
+    return compute_dtype_ && *compute_dtype_ != out.scalar_type() ? out.to(*compute_dtype_) : out;
+}
+
+void keep_weights_narrow(torch::nn::Module& module, torch::Dtype compute) {
+    torch::NoGradGuard no_grad;
+    std::set<torch::TensorImpl*> narrow;
+    for (auto& m : module.modules(/*include_self=*/true)) {
+        if (auto* lin = dynamic_cast<LoraLinearImpl*>(m.get())) {
+            narrow.insert(lin->weight.unsafeGetTensorImpl());
+        } else if (auto* emb = dynamic_cast<EmbeddingImpl*>(m.get())) {
+            narrow.insert(emb->weight.unsafeGetTensorImpl());
+            emb->set_compute_dtype(compute);
+        }
+    }
+    for (auto& p : module.parameters(/*recurse=*/true))
+        if (!narrow.count(p.unsafeGetTensorImpl()) && p.is_floating_point() && p.scalar_type() != compute)
+            p.set_data(p.to(compute));
+    for (auto& b : module.buffers(/*recurse=*/true))
+        if (b.is_floating_point() && b.scalar_type() != compute) b.set_data(b.to(compute));
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const BuildOptions& opts) : eps(eps_) {
@@ -250,10 +291,31 @@ KVCache::KVCache(int64_t num_layers, int64_t batch, int64_t num_kv_heads, int64_
 void KVCache::reset() {
     length_ = 0;
     valid_ = torch::Tensor();
+    step_mask_ = torch::Tensor();
+    if (ragged()) std::fill(row_len_.begin(), row_len_.end(), 0);
 }
 
 std::pair<torch::Tensor, torch::Tensor> KVCache::append(int64_t layer, const torch::Tensor& k, const torch::Tensor& v) {
     int64_t T = k.size(2);
+    if (is_static()) {
+        if (T != 1 || k.size(0) != batch_) throw Error("static KV cache: one new position per row");
+        using torch::indexing::Slice;
+        k_[layer].index_put_({step_rows_, Slice(), static_pos_}, k.select(2, 0));
+        v_[layer].index_put_({step_rows_, Slice(), static_pos_}, v.select(2, 0));
+        return {k_[layer], v_[layer]};
+    }
+    if (ragged()) {
+        if (T != 1 || k.size(0) != active_)
+            throw Error(fmt::format("ragged KV cache: one new position for each of {} rows, got [{}, ., {}]", active_,
+                                    k.size(0), T));
+        // Each row writes at its own length: one scatter per tensor instead of a copy per row.
+        using torch::indexing::Slice;
+        auto rows = step_rows_, pos = step_pos_;
+        k_[layer].index_put_({rows, Slice(), pos}, k.select(2, 0));
+        v_[layer].index_put_({rows, Slice(), pos}, v.select(2, 0));
+        const int64_t S = max_active_length() + 1;
+        return {k_[layer].narrow(0, 0, active_).narrow(2, 0, S), v_[layer].narrow(0, 0, active_).narrow(2, 0, S)};
+    }
     if (length_ + T > capacity_)
         throw Error(fmt::format("KV cache capacity {} exceeded ({} cached + {} new positions)", capacity_, length_, T));
     if (k.size(0) != batch_) throw Error(fmt::format("KV cache holds batch {}, got {}", batch_, k.size(0)));
@@ -263,6 +325,25 @@ std::pair<torch::Tensor, torch::Tensor> KVCache::append(int64_t layer, const tor
 }
 
 void KVCache::set_key_mask(const torch::Tensor& attention_mask, int64_t T) {
+    if (is_static()) {
+        if (attention_mask.defined() || T != 1) throw Error("static KV cache: one new position, no padding");
+        auto lopt = torch::TensorOptions().dtype(torch::kInt64).device(static_pos_.device());
+        step_mask_ = torch::arange(capacity_, lopt).unsqueeze(0) <= static_pos_.unsqueeze(1);
+        return;
+    }
+    if (ragged()) {
+        if (attention_mask.defined()) throw Error("ragged KV cache: padding masks are not supported");
+        const int64_t S = max_active_length() + T;
+        if (S > capacity_) throw Error(fmt::format("KV cache capacity {} exceeded ({} positions)", capacity_, S));
+        auto dev = k_[0].device();
+        auto lopt = torch::TensorOptions().dtype(torch::kInt64);
+        std::vector<int64_t> lens(row_len_.begin(), row_len_.begin() + active_);
+        step_pos_ = torch::tensor(lens, lopt).to(dev);
+        step_rows_ = torch::arange(active_, lopt.device(dev));
+        // Row b sees its own positions 0..len_b (the new one included), nothing of the longer rows' tails.
+        step_mask_ = torch::arange(S, lopt.device(dev)).unsqueeze(0) <= step_pos_.unsqueeze(1);
+        return;
+    }
     if (length_ + T > capacity_)
         throw Error(fmt::format("KV cache capacity {} exceeded ({} cached + {} new positions)", capacity_, length_, T));
     if (!attention_mask.defined()) {
@@ -276,11 +357,96 @@ void KVCache::set_key_mask(const torch::Tensor& attention_mask, int64_t T) {
 }
 
 torch::Tensor KVCache::key_mask(int64_t T) const {
+    if (ragged() || is_static()) return step_mask_;
     if (!valid_.defined()) return torch::Tensor();
     return valid_.narrow(1, 0, length_ + T);
 }
 
-void KVCache::commit(int64_t T) { length_ += T; }
+void KVCache::commit(int64_t T) {
+    if (is_static()) return;
+    if (ragged()) {
+        for (int64_t b = 0; b < active_; ++b) row_len_[static_cast<size_t>(b)] += T;
+        return;
+    }
+    length_ += T;
+}
+
+void KVCache::set_static(const torch::Tensor& positions) {
+    if (positions.dim() != 1 || positions.size(0) != batch_ || positions.scalar_type() != torch::kLong)
+        throw Error(fmt::format("static KV cache: positions must be [{}] int64", batch_));
+    static_pos_ = positions;
+    step_rows_ = torch::arange(batch_, positions.options());
+}
+
+void KVCache::set_ragged(int64_t active) {
+    if (valid_.defined()) throw Error("ragged KV cache: the cache already holds padded rows");
+    row_len_.assign(static_cast<size_t>(batch_), 0);
+    length_ = 0;
+    set_active(active);
+}
+
+void KVCache::set_active(int64_t n) {
+    if (n < 0 || n > batch_) throw Error(fmt::format("KV cache: {} active rows of {}", n, batch_));
+    active_ = n;
+}
+
+int64_t KVCache::max_active_length() const {
+    int64_t m = 0;
+    for (int64_t b = 0; b < active_; ++b) m = std::max(m, row_len_[static_cast<size_t>(b)]);
+    return m;
+}
+
+torch::Tensor KVCache::positions() const {
+    std::vector<int64_t> lens(row_len_.begin(), row_len_.begin() + active_);
+    return torch::tensor(lens, torch::TensorOptions().dtype(torch::kInt64)).view({-1, 1}).to(k_[0].device());
+}
+
+KVCache KVCache::row_view(int64_t row) const {
+    if (row < 0 || row >= batch_) throw Error(fmt::format("KV cache row {} outside [0, {})", row, batch_));
+    KVCache v;
+    for (size_t i = 0; i < k_.size(); ++i) {
+        v.k_.push_back(k_[i].narrow(0, row, 1));
+        v.v_.push_back(v_[i].narrow(0, row, 1));
+    }
+    v.capacity_ = capacity_;
+    v.batch_ = 1;
+    return v;
+}
+
+void KVCache::set_row_length(int64_t row, int64_t len) {
+    if (!ragged()) throw Error("KV cache: row lengths need ragged mode");
+    if (len < 0 || len > capacity_) throw Error(fmt::format("KV cache: row length {} beyond capacity {}", len, capacity_));
+    row_len_.at(static_cast<size_t>(row)) = len;
+}
+
+void KVCache::move_row(int64_t from, int64_t to) {
+    if (from == to) return;
+    const int64_t len = row_len_.at(static_cast<size_t>(from));
+    for (size_t i = 0; i < k_.size(); ++i) {
+        k_[i][to].narrow(1, 0, len).copy_(k_[i][from].narrow(1, 0, len));
+        v_[i][to].narrow(1, 0, len).copy_(v_[i][from].narrow(1, 0, len));
+    }
+    row_len_.at(static_cast<size_t>(to)) = len;
+}
+
+void KVCache::reserve(int64_t capacity) {
+    if (capacity <= capacity_) return;
+    for (size_t i = 0; i < k_.size(); ++i) {
+        auto sizes = k_[i].sizes().vec();
+        sizes[2] = capacity;
+        auto nk = torch::empty(sizes, k_[i].options()), nv = torch::empty(sizes, v_[i].options());
+        nk.narrow(2, 0, capacity_).copy_(k_[i]);
+        nv.narrow(2, 0, capacity_).copy_(v_[i]);
+        k_[i] = nk;
+        v_[i] = nv;
+    }
+    if (valid_.defined()) {
+        auto nv = torch::ones({batch_, capacity}, valid_.options());
+        nv.narrow(1, 0, capacity_).copy_(valid_);
+        valid_ = nv;
+    }
+    capacity_ = capacity;
+}
 
 torch::Tensor attention_mask(int64_t T, int64_t past, const torch::Tensor& key_valid, torch::Dtype dtype,
                              torch::Device device) {
@@ -318,12 +484,20 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     q = apply_rotary(q, cos, sin);
     k = apply_rotary(k, cos, sin);
     if (cache) std::tie(k, v) = cache->append(layer_index, k, v);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+    if (T == 1 && heads_ != kv_heads_) {
+        // Decoding: the query heads that share a key/value head become that head's "query rows", so the cache is
+        // read in place instead of being copied heads/kv_heads times every step (the mask has no query axis).
+        torch::Tensor qg = q.reshape({B, kv_heads_, heads_ / kv_heads_, head_dim_});
+        torch::Tensor out = compat::attention(qg, k, v, mask, scale).reshape({B, heads_ * head_dim_});
+        return o_proj(out.view({B, 1, heads_ * head_dim_}));
+    }
     if (heads_ != kv_heads_) {
         // Query head h reads key/value head h / (heads / kv_heads).
         k = k.repeat_interleave(heads_ / kv_heads_, 1);
         v = v.repeat_interleave(heads_ / kv_heads_, 1);
     }
-    torch::Tensor out = compat::attention(q, k, v, mask, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
+    torch::Tensor out = compat::attention(q, k, v, mask, scale);
     return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 

@@ -5,6 +5,7 @@
 #include "alexandria/model/mel.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>

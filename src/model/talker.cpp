@@ -1,6 +1,7 @@
 #include "alexandria/model/talker.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "alexandria/io/error.h"
 

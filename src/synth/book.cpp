@@ -25,6 +25,100 @@ std::string preview(const std::string& text) {
     return i < text.size() ? text.substr(0, i) + "..." : text;
 }
 
+// A script line waiting for the batched pass: its report row, utterance, output file and length.
+struct DeferredLine {
+    size_t report = 0;
+    Utterance u;
+    fs::path out;
+    size_t chars = 0;
+};
+
+// Chunks of a line joined without gaps, as speak_long() joins them.
+SynthResult join_chunks(std::vector<SynthResult>& parts) {
+    SynthResult total;
+    for (size_t i = 0; i < parts.size(); ++i) {
+        auto& r = parts[i];
+        if (i == 0) {
+            total.mode = r.mode;
+            total.language = r.language;
+            total.layout = r.layout;
+        }
+        total.audio.insert(total.audio.end(), r.audio.begin(), r.audio.end());
+        total.frames += r.frames;
+        total.frame_cap += r.frame_cap;
+        total.text_tokens += r.text_tokens;
+        total.generate_seconds += r.generate_seconds;
+        total.decode_seconds += r.decode_seconds;
+        total.hit_cap = total.hit_cap || r.hit_cap;
+    }
+    return total;
+}
+
+// Renders the deferred lines `opts.batch` chunks at a time; each line is written (and reported) when its last
+// chunk is done.
+void render_deferred(Synthesizer& synth, const ScriptOptions& opts, std::vector<DeferredLine>& lines,
+                     ScriptReport& rep, const std::function<void(size_t)>& account, size_t& chars_total,
+                     size_t& chars_done) {
+    struct Pending {
+        std::vector<SynthResult> parts;
+        size_t left = 0, count = 0;
+        std::string error;
+    };
+    std::vector<Pending> pend(lines.size());
+    std::vector<Utterance> chunks;
+    std::vector<std::pair<size_t, size_t>> owner;  // chunk → (line, part)
+    auto fail = [&](size_t d, const std::string& why) {
+        auto& lr = rep.lines[lines[d].report];
+        lr.status = LineReport::Status::Failed;
+        lr.error = fmt::format("{}:{}: {}", opts.script, lr.line, why);
+        chars_total -= std::min(chars_total, lines[d].chars);
+        account(lines[d].report);
+    };
+    for (size_t d = 0; d < lines.size(); ++d) {
+        auto parts = split_text(lines[d].u.text, opts.max_chars);
+        if (parts.empty()) {
+            fail(d, "the text is empty");
+            continue;
+        }
+        pend[d].parts.resize(parts.size());
+        pend[d].left = pend[d].count = parts.size();
+        for (size_t k = 0; k < parts.size(); ++k) {
+            Utterance c = lines[d].u;
+            c.text = parts[k];
+            chunks.push_back(std::move(c));
+            owner.emplace_back(d, k);
+        }
+    }
+    synth.speak_batch(chunks, opts.batch, [&](size_t ci, BatchLineResult&& r) {
+        auto [d, k] = owner[ci];
+        auto& p = pend[d];
+        if (!r.error.empty() && p.error.empty()) p.error = r.error;
+        p.parts[k] = std::move(r.result);
+        if (--p.left > 0) return;
+        if (!p.error.empty()) return fail(d, p.error);
+        auto& lr = rep.lines[lines[d].report];
+        try {
+            auto total = join_chunks(p.parts);
+            p.parts.clear();
+            fs::create_directories(lines[d].out.parent_path());
+            io::Audio a;
+            a.samples = std::move(total.audio);
+            a.sample_rate = codec::kSampleRate;
+            io::write_audio(lines[d].out.string(), a, opts.format);
+            lr.chunks = static_cast<int>(p.count);
+            lr.frames = total.frames;
+            lr.hit_cap = total.hit_cap;
+            lr.audio_seconds = a.seconds();
+            lr.compute_seconds = total.compute_seconds();
+            lr.status = LineReport::Status::Rendered;
+        } catch (const std::exception& ex) {
+            return fail(d, ex.what());
+        }
+        chars_done += lines[d].chars;
+        account(lines[d].report);
+    });
+}
+
 }  // namespace
 
 std::pair<std::string, std::string> resolve_voice(const std::string& voice,
@@ -43,7 +137,8 @@ std::pair<std::string, std::string> resolve_voice(const std::string& voice,
                                  p.string()));
 }
 
-SynthResult speak_long(Synthesizer& synth, const Utterance& u, int max_chars, int* chunks, bool* any_capped) {
+SynthResult speak_long(Synthesizer& synth, const Utterance& u, int max_chars, int* chunks, bool* any_capped,
+                       const std::function<void(int)>& on_chunk_start, const FrameCallback& on_frame) {
     auto parts = split_text(u.text, max_chars);
     if (parts.empty()) throw InputError("the text is empty");
     SynthResult total;
@@ -51,7 +146,8 @@ SynthResult speak_long(Synthesizer& synth, const Utterance& u, int max_chars, in
     for (size_t i = 0; i < parts.size(); ++i) {
         Utterance c = u;
         c.text = parts[i];
-        auto r = synth.speak(c);
+        if (on_chunk_start) on_chunk_start(static_cast<int>(i));
+        auto r = synth.speak(c, on_frame);
         if (i == 0) {
             total.mode = r.mode;
             total.language = r.language;
@@ -137,6 +233,30 @@ ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const 
         }
     }
 
+    // Counts a finished line (rendered, skipped or failed) and reports it with the progress so far.
+    auto account = [&](size_t idx) {
+        const LineReport& lr = rep.lines[idx];
+        switch (lr.status) {
+            case LineReport::Status::Rendered:
+                ++rep.rendered;
+                compute_for_done += lr.compute_seconds;
+                break;
+            case LineReport::Status::Skipped: ++rep.skipped; break;
+            case LineReport::Status::Failed: ++rep.failed; break;
+        }
+        rep.capped += lr.hit_cap;
+        ++prog.done;
+        prog.elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+        if (chars_done > 0) {
+            // Batched lines overlap, so their own times do not add up: estimate from the elapsed time instead.
+            const double spent = opts.batch > 1 ? prog.elapsed : compute_for_done;
+            double per_char = spent / static_cast<double>(chars_done);
+            prog.eta = per_char * static_cast<double>(chars_total > chars_done ? chars_total - chars_done : 0);
+        }
+        if (on_line) on_line(lr, prog);
+    };
+    std::vector<DeferredLine> deferred;
+
     for (const auto& e : entries) {
         if (!shard.contains(e.index())) continue;
         LineReport lr;
@@ -181,6 +301,11 @@ ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const 
                             u.ref_text.clear();
                         }
                     }
+                    if (opts.batch > 1) {  // rendered after this loop, several lines at once
+                        deferred.push_back({rep.lines.size(), std::move(u), out, count_code_points(l.text)});
+                        rep.lines.push_back(lr);
+                        continue;
+                    }
                     bool capped = false;
                     auto r = speak_long(synth, u, opts.max_chars, &lr.chunks, &capped);
                     fs::create_directories(out.parent_path());
@@ -192,7 +317,6 @@ ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const 
                     lr.hit_cap = capped;
                     lr.audio_seconds = a.seconds();
                     lr.compute_seconds = r.compute_seconds();
-                    compute_for_done += lr.compute_seconds;
                     chars_done += count_code_points(l.text);
                     lr.status = LineReport::Status::Rendered;
                 } catch (const std::exception& ex) {
@@ -202,21 +326,10 @@ ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const 
                 }
             }
         }
-        switch (lr.status) {
-            case LineReport::Status::Rendered: ++rep.rendered; break;
-            case LineReport::Status::Skipped: ++rep.skipped; break;
-            case LineReport::Status::Failed: ++rep.failed; break;
-        }
-        rep.capped += lr.hit_cap;
-        ++prog.done;
-        prog.elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
-        if (chars_done > 0) {
-            double per_char = compute_for_done / static_cast<double>(chars_done);
-            prog.eta = per_char * static_cast<double>(chars_total > chars_done ? chars_total - chars_done : 0);
-        }
         rep.lines.push_back(lr);
-        if (on_line) on_line(rep.lines.back(), prog);
+        account(rep.lines.size() - 1);
     }
+    if (!deferred.empty()) render_deferred(synth, opts, deferred, rep, account, chars_total, chars_done);
 
     if (!opts.merge_path.empty()) {
         std::vector<int> missing;

@@ -101,6 +101,24 @@ torch::Tensor pick_token(const torch::Tensor& logits, bool do_sample, at::Genera
     return torch::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(-1);
 }
 
+torch::Tensor pick_token_graph_safe(const torch::Tensor& logits, bool do_sample, at::Generator& gen) {
+    if (!do_sample) return logits.argmax(-1);
+    auto probs = logits.softmax(-1);
+    auto q = torch::empty_like(probs).exponential_(1, gen);
+    return (probs / q).argmax(-1);
+}
+
+torch::Tensor pick_token_rows(const torch::Tensor& logits, bool do_sample, const std::vector<at::Generator*>& gens) {
+    if (!do_sample) return logits.argmax(-1);
+    if (static_cast<int64_t>(gens.size()) != logits.size(0))
+        throw Error(fmt::format("pick_token_rows: {} generators for {} rows", gens.size(), logits.size(0)));
+    auto probs = logits.softmax(-1);
+    std::vector<torch::Tensor> ids;
+    for (int64_t b = 0; b < probs.size(0); ++b)
+        ids.push_back(torch::multinomial(probs.narrow(0, b, 1), 1, /*replacement=*/false, *gens[size_t(b)]).view({1}));
+    return ids.size() == 1 ? ids[0] : torch::cat(ids);
+}
+
 at::Generator make_generator(torch::Device device, uint64_t seed) {
     if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
     at::Generator gen = at::globalContext().defaultGenerator(device);
@@ -137,5 +155,33 @@ torch::Tensor TalkerLogitsProcessor::step(torch::Tensor& logits, int64_t generat
 }
 
 void TalkerLogitsProcessor::reset() { seen_.fill_(false); }
+
+torch::Tensor TalkerLogitsProcessor::step_rows(torch::Tensor& logits, int64_t first,
+                                               const std::vector<int64_t>& generated,
+                                               const std::vector<at::Generator*>& gens) {
+    const int64_t n = logits.size(0);
+    if (static_cast<int64_t>(generated.size()) != n || first < 0 || first + n > seen_.size(0))
+        throw Error("TalkerLogitsProcessor::step_rows: rows and counts disagree");
+    auto seen = seen_.narrow(0, first, n);
+    // A row that has generated nothing has an empty history, which leaves its logits as they are.
+    bool any = false;
+    for (auto g : generated) any = any || g > 0;
+    if (any) apply_repetition_penalty_mask(logits, seen, params_.repetition_penalty);
+    for (int64_t b = 0; b < n; ++b) {
+        auto row = logits.narrow(0, b, 1);
+        apply_min_new_tokens(row, eos_id_, generated[size_t(b)], params_.min_new_tokens);
+    }
+    apply_suppression(logits, suppress_);
+    apply_warpers(logits, params_);
+    auto ids = pick_token_rows(logits, params_.do_sample, gens);
+    seen.scatter_(1, ids.view({-1, 1}).to(torch::kLong), true);
+    return ids;
+}
+
+void TalkerLogitsProcessor::reset_row(int64_t row) { seen_[row].fill_(false); }
+
+void TalkerLogitsProcessor::move_row(int64_t from, int64_t to) {
+    if (from != to) seen_[to].copy_(seen_[from]);
+}
 
 }  // namespace alexandria::synth

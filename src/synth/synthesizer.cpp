@@ -28,8 +28,6 @@ std::string lower(std::string s) {
     return s;
 }
 
-// Candidate names for a stored speaker vector beside an adapter (ours first).
-const char* kSpeakerFiles[] = {kSpeakerEmbeddingFile, "speaker_embedding.st", "spk_embedding.safetensors"};
 
 }  // namespace
 
@@ -40,41 +38,6 @@ std::vector<float> trim_reference(const std::vector<float>& wav, int64_t ref_fra
     auto cut = static_cast<size_t>(std::max(0.0, std::floor(frac * static_cast<double>(wav.size()))));
     if (cut >= wav.size()) return {};
     return std::vector<float>(wav.begin() + static_cast<std::ptrdiff_t>(cut), wav.end());
-}
-
-AdapterVoice inspect_adapter_voice(const std::string& dir) {
-    AdapterVoice v;
-    v.dir = dir;
-    fs::path d(dir);
-    if (!fs::is_directory(d)) throw InputError(fmt::format("adapter folder '{}' does not exist", dir));
-    if (fs::exists(d / kRefSampleFile)) v.ref_sample = (d / kRefSampleFile).string();
-    for (const char* name : kSpeakerFiles)
-        if (fs::exists(d / name)) {
-            v.speaker_file = (d / name).string();
-            break;
-        }
-    auto meta_path = d / kTrainingMetaFile;
-    if (fs::exists(meta_path)) {
-        nlohmann::json meta;
-        try {
-            meta = nlohmann::json::parse(io::read_file(meta_path));
-        } catch (const nlohmann::json::exception& e) {
-            throw InputError(fmt::format("{}: invalid JSON ({})", meta_path.string(), e.what()));
-        }
-        if (meta.is_object()) {
-            if (auto it = meta.find("ref_sample_text"); it != meta.end() && it->is_string())
-                v.ref_sample_text = it->get<std::string>();
-            if (auto it = meta.find("prompt"); it != meta.end() && it->is_string()) v.prompt = it->get<std::string>();
-            if (auto it = meta.find("language"); it != meta.end() && it->is_string()) {
-                v.language = lower(it->get<std::string>());
-            } else if (meta.contains("ref_sample_text") && meta.contains("model_name")) {
-                // Alexandria's train_lora.py hard-codes the think + English codec prefix (spec §7.3) and records
-                // no language: synthesise under the conditioning it was trained with.
-                v.language = "english";
-            }
-        }
-    }
-    return v;
 }
 
 torch::Tensor read_speaker_embedding(const std::string& path) {
@@ -92,6 +55,44 @@ torch::Tensor read_speaker_embedding(const std::string& path) {
     return t;
 }
 
+AudioStream::AudioStream(const codec::Codec& codec, int64_t block) : dec_(codec), block_(block) {
+    if (block < 1) throw Error("AudioStream: the block must hold at least one frame");
+}
+
+std::vector<float> AudioStream::push(const torch::Tensor& frames) {
+    std::vector<float> out;
+    auto f = frames.to(torch::kCPU, torch::kLong);
+    for (int64_t off = 0; off < f.size(0);) {
+        const int64_t m = std::min(f.size(0) - off, block_ - pending_frames_);
+        pending_.push_back(f.narrow(0, off, m));
+        pending_frames_ += m;
+        off += m;
+        if (pending_frames_ == block_) {
+            auto wav = dec_.push(torch::cat(pending_));
+            out.insert(out.end(), wav.begin(), wav.end());
+            pending_.clear();
+            pending_frames_ = 0;
+        }
+    }
+    return out;
+}
+
+std::vector<float> AudioStream::finish() {
+    if (pending_frames_ == 0) return {};
+    auto wav = dec_.push(torch::cat(pending_));
+    pending_.clear();
+    pending_frames_ = 0;
+    return wav;
+}
+
+std::vector<float> decode_in_blocks(const codec::Codec& codec, const torch::Tensor& codes, int64_t block) {
+    AudioStream st(codec, block);
+    auto out = st.push(codes);
+    auto rest = st.finish();
+    out.insert(out.end(), rest.begin(), rest.end());
+    return out;
+}
+
 struct Synthesizer::State {
     LoadOptions opts;
     std::string dir;
@@ -100,6 +101,7 @@ struct Synthesizer::State {
     std::optional<codec::Codec> codec;
     std::string active;  // applied adapter dir
     bool merged = false;
+    bool narrow = false;    // bf16 weights, fp32 compute
     bool switched = false;  // another adapter was used: keep branches unmerged from then on
     std::optional<AdapterVoice> model_voice;  // a merged folder's voice (written by `adapter merge`)
     std::map<std::string, model::Adapter> adapters;
@@ -181,14 +183,33 @@ struct Synthesizer::State {
     }
 };
 
+namespace {
+// "bf16 weights, fp32 compute" applies on the CPU when the checkpoint's linear weights are bf16 (so nothing is lost).
+bool use_narrow_weights(const LoadOptions& o, const std::string& dir) {
+    if (!o.narrow_weights || !o.device.is_cpu() || o.dtype != torch::kFloat32) return false;
+    auto path = fs::path(dir) / "model.safetensors";
+    if (!fs::exists(path)) return false;  // load_model says what is missing
+    io::SafetensorsFile f(path.string());
+    const char* probe = "talker.model.layers.0.mlp.up_proj.weight";
+    return f.contains(probe) && f.info(probe).dtype == io::DType::BF16;
+}
+}  // namespace
+
 Synthesizer::Synthesizer(const LoadOptions& opts) : s_(std::make_unique<State>()) {
     s_->opts = opts;
     if (!(opts.lora_scale >= 0) || !std::isfinite(opts.lora_scale))
         throw InputError(fmt::format("--lora-scale must be a finite number >= 0, got {}", opts.lora_scale));
     s_->dir = io::locate_model(opts.model);
-    s_->lm = model::load_model(s_->dir, opts.device, opts.dtype);
+    if (use_narrow_weights(opts, s_->dir)) {
+        // Loaded as stored (bf16, one copy), then everything but the big weights moves to fp32.
+        s_->lm = model::load_model(s_->dir, opts.device, torch::kBFloat16);
+        model::keep_weights_narrow(*s_->lm.model, torch::kFloat32);
+        s_->narrow = true;
+    } else {
+        s_->lm = model::load_model(s_->dir, opts.device, opts.dtype);
+    }
     s_->tok = text::Tokenizer::from_folder(s_->dir);
-    s_->codec = codec::Codec::load(s_->dir, opts.device, torch::kFloat32);
+    s_->codec = codec::Codec::load(s_->dir, opts.device, opts.codec_dtype);
     if (fs::exists(fs::path(s_->dir) / kMergedFromFile)) s_->model_voice = inspect_adapter_voice(s_->dir);
     if (!opts.adapter.empty()) s_->use_adapter(opts.adapter);
 }
@@ -197,6 +218,8 @@ Synthesizer::~Synthesizer() = default;
 Synthesizer::Synthesizer(Synthesizer&&) noexcept = default;
 
 const model::ModelConfig& Synthesizer::config() const { return s_->lm.config; }
+const LoadOptions& Synthesizer::load_options() const { return s_->opts; }
+bool Synthesizer::weights_narrow() const { return s_->narrow; }
 const model::GenerationConfig& Synthesizer::generation() const { return s_->lm.generation; }
 model::TTSModel& Synthesizer::model() { return s_->lm.model; }
 const codec::Codec& Synthesizer::codec() const { return *s_->codec; }
@@ -320,36 +343,108 @@ Synthesizer::Prepared Synthesizer::prepare(const Utterance& u) {
     return p;
 }
 
-SynthResult Synthesizer::speak(const Utterance& u, const FrameCallback& on_frame) {
-    auto t0 = Clock::now();
-    auto p = prepare(u);
-    GenerateOptions g;
-    g.talker = talker_params(s_->lm.generation, u.greedy);
-    g.subtalker = subtalker_params(s_->lm.generation, u.greedy);
-    g.max_frames = p.frame_cap;
-    g.seed = u.seed;
-    auto gen = generate_codes(s_->talker(), p.tensors, g, on_frame);
+namespace {
 
+// The parts of a result known before generation.
+SynthResult start_result(const Synthesizer::Prepared& p) {
     SynthResult r;
-    r.frames = gen.codes.size(0);
     r.frame_cap = p.frame_cap;
-    r.hit_cap = gen.hit_cap;
     r.mode = p.mode;
     r.language = p.request.language;
     r.layout = p.request.layout;
     r.text_tokens = static_cast<int64_t>(p.request.content.size());
-    r.generate_seconds = since(t0);
+    return r;
+}
 
+GenerateOptions generate_options(const Synthesizer& s, const Utterance& u, const Synthesizer::Prepared& p) {
+    GenerateOptions g;
+    g.talker = talker_params(s.generation(), u.greedy);
+    g.subtalker = subtalker_params(s.generation(), u.greedy);
+    g.max_frames = p.frame_cap;
+    g.seed = u.seed;
+    g.cuda_graphs = s.load_options().cuda_graphs;
+    return g;
+}
+
+// Generated codes → audio (the ICL reference decoded in front and its share cut off, as the reference wrapper).
+void finish_result(SynthResult& r, const codec::Codec& codec, const torch::Tensor& ref_codes, GenerateResult&& gen) {
     auto t1 = Clock::now();
     torch::NoGradGuard ng;
-    if (p.ref_codes.defined()) {
-        auto all = torch::cat({p.ref_codes.to(torch::kLong), gen.codes});
-        r.audio = trim_reference(s_->codec->decode(all), p.ref_codes.size(0), all.size(0));
+    r.frames = gen.codes.size(0);
+    r.hit_cap = gen.hit_cap;
+    if (ref_codes.defined()) {
+        auto all = torch::cat({ref_codes.to(torch::kLong), gen.codes});
+        r.audio = trim_reference(decode_in_blocks(codec, all), ref_codes.size(0), all.size(0));
     } else if (r.frames > 0) {
-        r.audio = s_->codec->decode(gen.codes);
+        r.audio = decode_in_blocks(codec, gen.codes);
     }
     r.decode_seconds = since(t1);
+}
+
+}  // namespace
+
+SynthResult Synthesizer::speak(const Utterance& u, const FrameCallback& on_frame) {
+    auto t0 = Clock::now();
+    auto p = prepare(u);
+    auto gen = generate_codes(s_->talker(), p.tensors, generate_options(*this, u, p), on_frame);
+    SynthResult r = start_result(p);
+    r.generate_seconds = since(t0);
+    finish_result(r, *s_->codec, p.ref_codes, std::move(gen));
     return r;
+}
+
+void Synthesizer::speak_batch(const std::vector<Utterance>& us, int64_t batch, const BatchLineCallback& on_line) {
+    if (batch < 1) throw InputError(fmt::format("the batch size must be at least 1, got {}", batch));
+    auto adapter_of = [&](const Utterance& u) {
+        std::string a = u.adapter == "-" ? std::string() : (u.adapter.empty() ? s_->opts.adapter : u.adapter);
+        return a.empty() ? a : fs::weakly_canonical(a).string();
+    };
+    struct Pending {
+        Prepared prepared;
+        Clock::time_point start;
+    };
+    size_t i = 0;
+    while (i < us.size()) {
+        // One run of lines that share the weights (adapter) and the sampling settings.
+        const std::string adapter = adapter_of(us[i]);
+        const bool greedy = us[i].greedy;
+        std::map<int64_t, Pending> pending;
+        JobSource source = [&](GenerateJob& job) {
+            while (i < us.size() && adapter_of(us[i]) == adapter && us[i].greedy == greedy) {
+                const size_t idx = i++;
+                try {
+                    Pending pd{prepare(us[idx]), Clock::now()};
+                    job.id = static_cast<int64_t>(idx);
+                    job.prompt = pd.prepared.tensors;
+                    job.opts = generate_options(*this, us[idx], pd.prepared);
+                    pending.emplace(job.id, std::move(pd));
+                    return true;
+                } catch (const std::exception& e) {
+                    on_line(idx, BatchLineResult{{}, e.what()});
+                }
+            }
+            return false;
+        };
+        JobDone done = [&](int64_t id, GenerateResult&& gen) {
+            auto it = pending.find(id);
+            BatchLineResult line;
+            try {
+                line.result = start_result(it->second.prepared);
+                line.result.generate_seconds = since(it->second.start);
+                finish_result(line.result, *s_->codec, it->second.prepared.ref_codes, std::move(gen));
+            } catch (const std::exception& e) {
+                line.error = e.what();
+            }
+            pending.erase(it);
+            on_line(static_cast<size_t>(id), std::move(line));
+        };
+        try {
+            generate_batch(s_->talker(), batch, source, done);
+        } catch (const std::exception& e) {
+            // The run's lines still generating share its failure; the next run starts after them.
+            for (auto& [id, pd] : pending) on_line(static_cast<size_t>(id), BatchLineResult{{}, e.what()});
+        }
+    }
 }
 
 }  // namespace alexandria::synth

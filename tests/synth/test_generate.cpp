@@ -95,12 +95,20 @@ TEST_CASE("EOS ends generation, never before two frames; the cap ends it and say
         CHECK(r.codes.size(0) == 5);
         CHECK_FALSE(r.hit_cap);
     }
-    SECTION("no EOS: stopped at the cap and reported") {
+    SECTION("no EOS: stopped at the cap and reported; every frame is streamed as it is made") {
         auto g = options(s, 1, 7);
         g.logits_hook = [&](torch::Tensor& l, int64_t) { l[0][eos] = -1e4; };
-        auto r = generate_codes(talker, p.tensors, g);
+        std::vector<torch::Tensor> streamed;
+        int64_t last = 0;
+        auto r = generate_codes(talker, p.tensors, g, [&](int64_t n, const torch::Tensor& frame) {
+            CHECK(n == last + 1);
+            last = n;
+            streamed.push_back(frame.to(torch::kCPU).clone());
+        });
         CHECK(r.codes.size(0) == 7);
         CHECK(r.hit_cap);
+        REQUIRE(streamed.size() == 7);
+        CHECK(torch::equal(torch::cat(streamed), r.codes));
     }
     SECTION("control ids other than EOS are never sampled") {
         auto g = options(s, 1, 6);
@@ -262,7 +270,7 @@ TEST_CASE("model and adapter info describe the folders") {
     CHECK(mi["codec"]["present"] == true);
     CHECK(mi["tokenizer"] == "vocab.json + merges.txt");
     CHECK(mi["parameters"]["total"].get<int64_t>() > 0);
-    auto ai = adapter_info(t.adapter);
+    auto ai = model::adapter_summary(t.adapter);
     CHECK(ai["r"] == 4);
     CHECK(ai["talker_hidden_size"] == t.hidden);
     CHECK_FALSE(ai["voice"]["speaker_embedding"].get<std::string>().empty());

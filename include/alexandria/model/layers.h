@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -94,8 +95,19 @@ public:
     // ids: any shape of int64 → [..., dim]. Ids outside [0, rows) are an InputError (not a crash).
     torch::Tensor forward(const torch::Tensor& ids);
     torch::Tensor weight;
+    // Rows come out in this dtype when the table is stored narrower (store_weights()).
+    void set_compute_dtype(torch::Dtype d) { compute_dtype_ = d; }
+
+private:
+    std::optional<torch::Dtype> compute_dtype_;
 };
 TORCH_MODULE(Embedding);
+
+// Synthesis on the CPU, "bf16 weights, fp32 compute": moves everything of `module` to `compute` (fp32) except the
+// linear and embedding weights, which stay as loaded (bf16: what the released checkpoints hold, so nothing is
+// rounded). Decoding then reads half the bytes per step; the kernels (kernels.h) widen the weights in registers and
+// embedding rows come out in `compute`. Not for training (the optimizer would see bf16 parameters).
+void keep_weights_narrow(torch::nn::Module& module, torch::Dtype compute);
 
 // RMSNorm as Qwen3: normalise in fp32, cast back to the input dtype, then multiply by `weight` (not 1 + w).
 class RMSNormImpl : public torch::nn::Module {
@@ -145,7 +157,8 @@ public:
     KVCache(int64_t num_layers, int64_t batch, int64_t num_kv_heads, int64_t head_dim, int64_t capacity,
             const torch::TensorOptions& opts);
     bool defined() const { return !k_.empty(); }
-    int64_t length() const { return length_; }
+    // Cached positions (ragged mode: the longest active row).
+    int64_t length() const { return is_static() ? capacity_ - 1 : (ragged() ? max_active_length() : length_); }
     int64_t capacity() const { return capacity_; }
     int64_t batch() const { return batch_; }
     int64_t num_layers() const { return static_cast<int64_t>(k_.size()); }
@@ -160,10 +173,43 @@ public:
     torch::Tensor key_mask(int64_t T) const;
     void commit(int64_t T);
 
+    // ---- ragged decoding: batched lines of different lengths (synthesis of several script lines at once) ----
+    // Every row keeps its own length; only rows [0, active) take part in a step, which then adds exactly one
+    // position per row (T = 1) at that row's own length. Keys beyond a row's length are masked out, so a row
+    // never reads another line's leftovers. The caller passes each row's position (= its length) as position_ids.
+    void set_ragged(int64_t active);  // enters ragged mode (all rows empty) with `active` rows in use
+    bool ragged() const { return !row_len_.empty(); }
+    int64_t active() const { return active_; }
+    void set_active(int64_t n);
+    int64_t row_length(int64_t row) const { return row_len_.at(static_cast<size_t>(row)); }
+    // Lengths of the active rows as a [active, 1] int64 tensor on the cache's device (their next positions).
+    torch::Tensor positions() const;
+    // A batch-1 cache over row `row`'s storage (uniform mode, empty): prefill a new line into it, then
+    // set_row_length(row, its length).
+    KVCache row_view(int64_t row) const;
+    void set_row_length(int64_t row, int64_t len);
+    // Copies row `from` (its keys, values and length) over row `to` (keeps active rows contiguous).
+    void move_row(int64_t from, int64_t to);
+    // Grows the capacity to at least `capacity` positions, keeping the contents.
+    void reserve(int64_t capacity);
+
+    // ---- static decoding (CUDA graphs) ------------------------------------------------------------------------
+    // Positions live in `positions` ([batch] int64 on the cache's device, owned and advanced by the caller): each
+    // step writes row b at positions[b] and attends over the whole capacity with the keys beyond positions[b]
+    // masked, so every step has the same shapes and addresses and can be captured once and replayed. No host
+    // value changes between steps (commit() does nothing).
+    void set_static(const torch::Tensor& positions);
+    bool is_static() const { return static_pos_.defined(); }
+
 private:
     std::vector<torch::Tensor> k_, v_;  // [B, kvH, capacity, D]
     torch::Tensor valid_;               // [B, capacity] bool, allocated on the first padded call
     int64_t length_ = 0, capacity_ = 0, batch_ = 0;
+    std::vector<int64_t> row_len_;      // ragged mode: per-row lengths
+    torch::Tensor step_pos_, step_rows_, step_mask_;  // ragged mode: this step's write positions and key mask
+    torch::Tensor static_pos_;                        // static mode: [B] positions on the device
+    int64_t active_ = 0;
+    int64_t max_active_length() const;
 };
 
 // Additive attention mask [B|1, 1, T, past+T] in `dtype` (0 = attend, lowest finite value = blocked): causal over

@@ -27,6 +27,9 @@ struct ScriptOptions {
     // non-CustomVoice model) is looked up here, else taken as a path relative to the script's folder.
     std::map<std::string, std::string> voices;
     PauseRule pauses;
+    // Lines rendered at once (Synthesizer::speak_batch); 1 = one after the other. Lines finish out of order then,
+    // and the line callback follows completion order (the report stays in script order).
+    int64_t batch = 1;
 };
 
 struct LineReport {
@@ -66,8 +69,10 @@ std::pair<std::string, std::string> resolve_voice(const std::string& voice,
                                                   const std::string& script_dir);
 
 // Speaks one text (split into chunks of ≤ max_chars at sentence ends, joined without gaps) → audio + report.
+// on_chunk_start(i) is called before chunk i and on_frame for every frame of every chunk (streaming output).
 SynthResult speak_long(Synthesizer& synth, const Utterance& u, int max_chars, int* chunks = nullptr,
-                       bool* any_capped = nullptr);
+                       bool* any_capped = nullptr, const std::function<void(int chunk)>& on_chunk_start = {},
+                       const FrameCallback& on_frame = {});
 
 ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const LineCallback& on_line = {});
 

@@ -7,6 +7,7 @@
 // (reading code 0 for the EOS check).
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -26,6 +27,9 @@ struct GenerateOptions {
     // Optional: sees the raw fp32 code-0 logits [1, V] of step t (t = 0 predicts frame 0) before any processing
     // and may change them in place. Tests force or forbid EOS with it; empty in normal use.
     std::function<void(torch::Tensor& logits, int64_t step)> logits_hook;
+    // On CUDA (builds with ALEXANDRIA_CUDA): run the code predictor's loop and the talker step as captured CUDA
+    // graphs (static_decode.h). false = plain eager kernels. No effect on the CPU.
+    bool cuda_graphs = true;
 };
 
 struct GenerateResult {
@@ -34,8 +38,9 @@ struct GenerateResult {
     int64_t prompt_rows = 0;
 };
 
-// Called after each frame with the number of frames so far (for progress); may be empty.
-using FrameCallback = std::function<void(int64_t frames)>;
+// Called after each frame with the number of frames so far and that frame's codes [1, G] (on the model's device):
+// progress, or streaming audio through codec::IncrementalDecoder. May be empty.
+using FrameCallback = std::function<void(int64_t frames, const torch::Tensor& frame)>;
 
 // One utterance (batch 1). The generator is created from opts.seed here, so the result depends only on the
 // prompt, the weights and the options.
@@ -44,6 +49,40 @@ GenerateResult generate_codes(model::Talker& talker, const PromptTensors& prompt
 
 // The code-predictor sampler of `params` drawing from `gen` (a model::CodeSampler).
 model::CodeSampler make_code_sampler(const SamplingParams& params, at::Generator& gen);
+// The same for batched lines: row b draws from (*gens)[b]; the vector may change between calls.
+model::CodeSampler make_code_sampler_rows(const SamplingParams& params, const std::vector<at::Generator*>* gens);
+
+// ---- several lines at once (continuous batching) ------------------------------------------------------------
+// Up to `max_batch` lines share every decode step (one matrix product per weight for all of them), each with its
+// own KV cache row, its own generator (seeded from its own opts.seed), its own frame cap and its own stop. When a
+// line ends, its row is refilled with the next job at once, so the batch stays full until the jobs run out.
+// A line's codes never depend on its neighbours: greedy codes equal generate_codes() of that line alone, and sampled
+// ones too for the same seed (each row draws from its own generator with the same calls), up to the rounding of
+// differently shaped matrix products (a code can only differ where two candidates are within rounding of a tie).
+// All jobs of one call must use the same talker/subtalker sampling parameters.
+struct GenerateJob {
+    int64_t id = 0;  // the caller's handle, passed back
+    PromptTensors prompt;
+    GenerateOptions opts;
+};
+// Fills `job` with the next line; false when there is none (for now: the call ends once the rows drain).
+using JobSource = std::function<bool(GenerateJob& job)>;
+// A line has ended (EOS or its cap): its result, codes on the CPU.
+using JobDone = std::function<void(int64_t id, GenerateResult&& result)>;
+// After each frame of a line: frames so far and that frame [1, G] on the model's device.
+using JobFrame = std::function<void(int64_t id, int64_t frames, const torch::Tensor& frame)>;
+
+// Lines rendered at once when the user does not say: 8 on the CPU (two cores reach 1.6x real time there, and more
+// rows only add latency), 32 on a GPU.
+int64_t default_batch(torch::Device device);
+
+struct BatchStats {
+    int64_t steps = 0;   // batched decode steps
+    int64_t frames = 0;  // frames generated, all lines
+    int64_t lines = 0;
+};
+BatchStats generate_batch(model::Talker& talker, int64_t max_batch, const JobSource& next, const JobDone& done,
+                          const JobFrame& on_frame = {});
 
 // The frame cap for a text of `content_tokens` tokens (the runaway guard): min(max_frames,
 // max(min_frames, ceil(frames_per_token · tokens))).

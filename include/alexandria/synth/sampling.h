@@ -10,6 +10,7 @@
 // As in Hugging Face, a warper whose value makes it a no-op (temperature 1, top-k 0, top-p 1) is skipped, and the
 // warpers are applied only when sampling (greedy = argmax of the penalised/suppressed logits).
 #include <cstdint>
+#include <vector>
 
 #include <ATen/core/Generator.h>
 #include <torch/torch.h>
@@ -57,6 +58,12 @@ void apply_warpers(torch::Tensor& logits, const SamplingParams& p);
 
 // softmax + multinomial with `gen` when sampling, else argmax → [B] int64 on the logits' device.
 torch::Tensor pick_token(const torch::Tensor& logits, bool do_sample, at::Generator& gen);
+// pick_token() without torch::multinomial's host-side validity checks (which a CUDA graph cannot hold): the same
+// draw multinomial makes for one sample, argmax(probs / Exp(1) noise) from `gen`.
+torch::Tensor pick_token_graph_safe(const torch::Tensor& logits, bool do_sample, at::Generator& gen);
+// The same for batched lines: row b draws from gens[b] exactly as pick_token() would on that row alone, so a line's
+// draws never depend on its batch neighbours.
+torch::Tensor pick_token_rows(const torch::Tensor& logits, bool do_sample, const std::vector<at::Generator*>& gens);
 
 // A generator for `device` seeded with `seed`: a fresh CPU generator, or the device's default generator reseeded
 // (so no CUDA header is needed here). Reseeding per utterance makes a line's audio independent of earlier lines.
@@ -75,6 +82,13 @@ public:
     void process(torch::Tensor& logits, int64_t generated) const;
     void observe(const torch::Tensor& ids);
     void reset();
+
+    // Batched lines: rows [first, first + n) of the history hold n lines, line b having generated generated[b]
+    // tokens and drawing from gens[b]. Each row is processed exactly as step() processes a line alone.
+    torch::Tensor step_rows(torch::Tensor& logits, int64_t first, const std::vector<int64_t>& generated,
+                            const std::vector<at::Generator*>& gens);
+    void reset_row(int64_t row);
+    void move_row(int64_t from, int64_t to);
     const TalkerSamplingParams& params() const { return params_; }
 
 private:

@@ -14,6 +14,7 @@
 // An instruct block is added to any mode that has an instruct (the reference wrapper never adds it on Base, but
 // the model accepts it and Alexandria relies on it), except 0.6B CustomVoice, where it is refused.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,9 +33,9 @@
 namespace alexandria::synth {
 
 // File names our trainer writes beside the PEFT files (read if present).
-constexpr const char* kSpeakerEmbeddingFile = "speaker_embedding.safetensors";
-constexpr const char* kTrainingMetaFile = "training_meta.json";
-constexpr const char* kRefSampleFile = "ref_sample.wav";
+using model::kSpeakerEmbeddingFile;
+using model::kTrainingMetaFile;
+using model::kRefSampleFile;
 // Written by `alexandria adapter merge` into the merged model folder (with the adapter's voice files): a folder
 // that has it speaks in that voice by default, as base + adapter would.
 constexpr const char* kMergedFromFile = "merged_from.json";
@@ -47,7 +48,22 @@ struct LoadOptions {
     double lora_scale = 1.0;  // --lora-scale
     // true: fold the adapter into the weights (no per-frame cost). false: keep the branch separate so lines can
     // switch adapters (set automatically when an utterance names another adapter).
+    // Merged stays the default in bf16 too (issue 13, measured on the tiny parity model, PEFT and ours, adapter
+    // deltas of 0.3-10% of the weights' rms): merged-vs-unmerged drift is the size of bf16 compute's own noise —
+    // logits 0.78-0.82% from an fp32 reference merged against 0.77-0.81% unmerged, and the adapter's effect kept
+    // equally well (rel. error 0.73 vs 0.72 at 1%, 0.079 vs 0.078 at 10%); the deltas lost to rounding W are no
+    // larger than the bf16 rounding of the unmerged sum.
     bool merge_adapter = true;
+    // CPU with dtype fp32: keep the linear and embedding weights in bf16 when the checkpoint stores them in bf16
+    // (lossless; half the bytes per decode step and about half the memory), computing in fp32.
+    bool narrow_weights = true;
+    // CUDA only: capture the decode step in CUDA graphs (GenerateOptions::cuda_graphs).
+    bool cuda_graphs = true;
+    // The codec's dtype. fp32 by default, although the official pipelines run it in the model dtype (bf16 on GPU).
+    // Drift of bf16 from fp32 (issue 13; official codec on the tiny parity weights, 4 s of a real clip; test_parity
+    // "[precision]" prints ours): decoding 43.8 dB SNR (max abs 2.0e-3 at peak 0.14); encoding (ICL references)
+    // keeps only 29% of the codes (codebook 0: 98%), as the residual codebooks cascade.
+    torch::Dtype codec_dtype = torch::kFloat32;
 };
 
 struct Utterance {
@@ -87,19 +103,39 @@ struct SynthResult {
 // are dropped from the front of the waveform decoded from cat(ref_codes, generated).
 std::vector<float> trim_reference(const std::vector<float>& wav, int64_t ref_frames, int64_t total_frames);
 
-// What an adapter folder offers for synthesis (training_meta.json, stored speaker vector, reference sample).
-struct AdapterVoice {
-    std::string dir;
-    std::string language;        // training language if recorded ("" otherwise)
-    std::string ref_sample;      // ref_sample.wav path if present
-    std::string ref_sample_text; // training_meta.json ref_sample_text
-    std::string speaker_file;    // stored speaker embedding file if present
-    std::string prompt;          // training_meta.json "prompt": "icl" | "xvector" ("" = not recorded: x-vector)
-};
-AdapterVoice inspect_adapter_voice(const std::string& dir);
+// What an adapter folder offers for synthesis: model/adapter_files.h (read without libtorch).
+using model::AdapterVoice;
+using model::inspect_adapter_voice;
 // Reads a stored speaker vector ([enc_dim] fp32) from a safetensors file (the single tensor it holds, or the one
 // named "speaker_embedding").
 torch::Tensor read_speaker_embedding(const std::string& path);
+
+// Codes → audio in blocks of `block` frames through the codec's incremental decoder (the decoder is causal, so a
+// block's samples are final when it arrives). speak() decodes the same way, so audio streamed while generating is
+// bit for bit the audio speak() returns. 12 frames (0.96 s) bounds the wait for the first audio.
+constexpr int64_t kAudioBlockFrames = 12;
+class AudioStream {
+public:
+    explicit AudioStream(const codec::Codec& codec, int64_t block = kAudioBlockFrames);
+    // frames [n, 16] (any device) → the samples of every block completed by them (possibly none).
+    std::vector<float> push(const torch::Tensor& frames);
+    // The samples of the last, partial block.
+    std::vector<float> finish();
+
+private:
+    codec::IncrementalDecoder dec_;
+    std::vector<torch::Tensor> pending_;
+    int64_t pending_frames_ = 0, block_;
+};
+std::vector<float> decode_in_blocks(const codec::Codec& codec, const torch::Tensor& codes,
+                                    int64_t block = kAudioBlockFrames);
+
+// A line of speak_batch(): its result, or why it failed (the message of the InputError/Error it raised).
+struct BatchLineResult {
+    SynthResult result;
+    std::string error;
+};
+using BatchLineCallback = std::function<void(size_t index, BatchLineResult&& line)>;
 
 class Synthesizer {
 public:
@@ -108,6 +144,12 @@ public:
     Synthesizer(Synthesizer&&) noexcept;
 
     SynthResult speak(const Utterance& u, const FrameCallback& on_frame = {});
+    // Speaks `us` with up to `batch` lines sharing each decode step (generate_batch): every line keeps its own
+    // cache, seed and stop, so its audio is what speak() gives it alone. Lines are admitted in order; a run of
+    // lines that use another adapter (or another greedy setting) starts once the current lines have drained.
+    // on_line(index into us, result or error) is called as each line finishes (completion order). A line whose
+    // preparation fails is reported failed and the others go on.
+    void speak_batch(const std::vector<Utterance>& us, int64_t batch, const BatchLineCallback& on_line);
 
     // The talker prompt of an utterance (mode resolution, tokenisation, speaker/reference preparation), without
     // generating; exposed for tests and tools.
@@ -123,6 +165,9 @@ public:
     bool uses_icl(const Utterance& u);
 
     const model::ModelConfig& config() const;
+    const LoadOptions& load_options() const;
+    // Whether the weights are held in bf16 with fp32 compute (LoadOptions::narrow_weights applied).
+    bool weights_narrow() const;
     const model::GenerationConfig& generation() const;
     model::TTSModel& model();
     const codec::Codec& codec() const;

@@ -1,0 +1,243 @@
+#include "alexandria/model/kernels.h"
+
+#include <ATen/Parallel.h>
+#include <atomic>
+#include <cstdlib>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "alexandria/io/error.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define ALEXANDRIA_X86 1
+#endif
+
+namespace alexandria::model {
+
+namespace {
+
+#ifdef ALEXANDRIA_X86
+// The build targets generic x86-64; these functions are compiled for AVX2+FMA and only called after the CPU check.
+#define ALEXANDRIA_AVX2 __attribute__((target("avx2,fma")))
+
+ALEXANDRIA_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+ALEXANDRIA_AVX2 inline __m256 load8(const uint16_t* p) {
+    // bf16 → fp32 is a 16-bit shift into the high half.
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline float load1(const float* p) { return *p; }
+inline float load1(const uint16_t* p) {
+    uint32_t u = static_cast<uint32_t>(*p) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+ALEXANDRIA_AVX2 inline float hsum(__m256 v) {
+    // Fixed order: (lo + hi) then pairwise.
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+    return _mm_cvtss_f32(s);
+}
+
+// One weight row against MC rows of x: y[j * N] = x[j] · wr.
+template <typename W, int MC>
+ALEXANDRIA_AVX2 void block(const float* x, const W* wr, float* y, int64_t N, int64_t K) {
+    const int64_t K8 = K & ~int64_t(7);
+    __m256 a[MC];
+#pragma GCC unroll 8
+    for (int j = 0; j < MC; ++j) a[j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K8; k += 8) {
+        const __m256 wv = load8(wr + k);
+#pragma GCC unroll 8
+        for (int j = 0; j < MC; ++j) a[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j * K + k), a[j]);
+    }
+    for (int j = 0; j < MC; ++j) {
+        float s = hsum(a[j]);
+        for (int64_t k = K8; k < K; ++k) s += load1(wr + k) * x[j * K + k];
+        y[j * N] = s;
+    }
+}
+
+// Rows [n0, n1) of y[M, N] = x[M, K] · W[N, K]ᵀ. Each (n, m) sum: one 8-lane accumulator over k in steps of 8,
+// the lanes summed by hsum, then the tail — the same whatever M is.
+template <typename W>
+ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M, int64_t N, int64_t K, int64_t n0,
+                                 int64_t n1) {
+    const int64_t K8 = K & ~int64_t(7);
+    if (M == 1) {
+        // One row: four weight rows at a time keep four independent FMA chains in flight.
+        int64_t n = n0;
+        for (; n + 4 <= n1; n += 4) {
+            const W *w0 = w + n * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int64_t k = 0; k < K8; k += 8) {
+                __m256 xv = _mm256_loadu_ps(x + k);
+                a0 = _mm256_fmadd_ps(load8(w0 + k), xv, a0);
+                a1 = _mm256_fmadd_ps(load8(w1 + k), xv, a1);
+                a2 = _mm256_fmadd_ps(load8(w2 + k), xv, a2);
+                a3 = _mm256_fmadd_ps(load8(w3 + k), xv, a3);
+            }
+            float s[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+            const W* ws[4] = {w0, w1, w2, w3};
+            for (int r = 0; r < 4; ++r) {
+                for (int64_t k = K8; k < K; ++k) s[r] += load1(ws[r] + k) * x[k];
+                y[n + r] = s[r];
+            }
+        }
+        for (; n < n1; ++n) {
+            const W* wr = w + n * K;
+            __m256 a = _mm256_setzero_ps();
+            for (int64_t k = 0; k < K8; k += 8) a = _mm256_fmadd_ps(load8(wr + k), _mm256_loadu_ps(x + k), a);
+            float s = hsum(a);
+            for (int64_t k = K8; k < K; ++k) s += load1(wr + k) * x[k];
+            y[n] = s;
+        }
+        return;
+    }
+    // Several rows: each weight chunk is widened once and used by up to 8 rows.
+    for (int64_t n = n0; n < n1; ++n) {
+        for (int64_t m0 = 0; m0 < M; m0 += 8) {
+            switch (std::min<int64_t>(8, M - m0)) {
+                case 8: block<W, 8>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                case 7: block<W, 7>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                case 6: block<W, 6>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                case 5: block<W, 5>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                case 4: block<W, 4>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                case 3: block<W, 3>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                case 2: block<W, 2>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                default: block<W, 1>(x + m0 * K, w + n * K, y + m0 * N + n, N, K);
+            }
+        }
+    }
+}
+
+// The kernel's own threads. libtorch's parallel_for is an OpenMP pragma in a header, i.e. serial in code compiled
+// without -fopenmp, and a second OpenMP runtime next to libtorch's would fight it for the cores. Helpers spin a
+// little between calls (a decode step issues hundreds of products microseconds apart), then sleep.
+class Pool {
+public:
+    static Pool& get() {
+        static Pool p;
+        return p;
+    }
+    int threads() const { return static_cast<int>(workers_.size()) + 1; }
+    // Runs fn(part, parts) on every thread (the caller is part 0) and returns when all are done.
+    void run(const std::function<void(int, int)>& fn) {
+        const int parts = threads();
+        if (parts == 1) return fn(0, 1);
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            fn_ = &fn;
+            pending_.store(parts - 1, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+        fn(0, parts);
+        while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+    }
+    ~Pool() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+        for (auto& t : workers_) t.join();
+    }
+
+private:
+    Pool() {
+        const int n = std::max(1, at::get_num_threads());
+        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, n] { loop(i, n); });
+    }
+    void loop(int part, int parts) {
+        uint64_t seen = 0;
+        while (true) {
+            uint64_t g = generation_.load(std::memory_order_acquire);
+            for (int spin = 0; g == seen && spin < 20000; ++spin) {
+                _mm_pause();
+                g = generation_.load(std::memory_order_acquire);
+            }
+            if (g == seen) {
+                std::unique_lock<std::mutex> lock(mu_);
+                cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+                g = generation_.load(std::memory_order_acquire);
+            }
+            seen = g;
+            if (stop_) return;
+            (*fn_)(part, parts);
+            pending_.fetch_sub(1, std::memory_order_acq_rel);
+        }
+    }
+    std::vector<std::thread> workers_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    const std::function<void(int, int)>* fn_ = nullptr;
+    bool stop_ = false;
+};
+#endif
+
+}  // namespace
+
+bool small_linear_supported() {
+#ifdef ALEXANDRIA_X86
+    // ALEXANDRIA_NO_KERNELS=1 falls back to libtorch's products (for measuring the difference).
+    static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                           std::getenv("ALEXANDRIA_NO_KERNELS") == nullptr;
+    return ok;
+#else
+    return false;
+#endif
+}
+
+torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+#ifdef ALEXANDRIA_X86
+    if (!small_linear_supported()) throw Error("small_linear: this CPU lacks AVX2/FMA");
+    const int64_t K = weight.size(1), N = weight.size(0);
+    if (x.size(-1) != K) throw Error(fmt::format("small_linear: input width {} for a weight of width {}", x.size(-1), K));
+    const int64_t M = x.numel() / K;
+    if (M > kSmallLinearMaxRows) throw Error(fmt::format("small_linear: {} rows (at most {})", M, kSmallLinearMaxRows));
+    if (!weight.is_contiguous() || (weight.scalar_type() != torch::kFloat32 && weight.scalar_type() != torch::kBFloat16))
+        throw Error("small_linear: the weight must be a contiguous fp32 or bf16 matrix");
+    auto xf = x.reshape({M, K}).to(torch::kFloat32).contiguous();
+    auto y = torch::empty({M, N}, xf.options());
+    const float* xp = xf.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    const bool bf16 = weight.scalar_type() == torch::kBFloat16;
+    const void* wp = weight.data_ptr();
+    // Threads split the output features (in groups of 4); every output is computed by one thread, in one order.
+    auto part = [&](int p, int parts) {
+        const int64_t groups = (N + 3) / 4;
+        const int64_t n0 = std::min(N, groups * p / parts * 4), n1 = std::min(N, groups * (p + 1) / parts * 4);
+        if (n0 >= n1) return;
+        if (bf16)
+            rows_kernel(xp, static_cast<const uint16_t*>(wp), yp, M, N, K, n0, n1);
+        else
+            rows_kernel(xp, static_cast<const float*>(wp), yp, M, N, K, n0, n1);
+    };
+    if (N * K < 65536) part(0, 1);  // too small to share
+    else Pool::get().run(part);
+    if (bias.defined()) y.add_(bias.to(torch::kFloat32));
+    auto sizes = x.sizes().vec();
+    sizes.back() = N;
+    return y.view(sizes).to(x.scalar_type());
+#else
+    (void)x;
+    (void)weight;
+    (void)bias;
+    throw Error("small_linear: x86 only");
+#endif
+}
+
+}  // namespace alexandria::model
