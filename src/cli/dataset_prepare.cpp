@@ -19,6 +19,7 @@ int run(const Options& o) {
     using namespace alexandria;
     dataset::PrepareOptions p;
     p.max_seconds = o.max_seconds;
+    p.reference_codes = true;  // the cache then serves train --prompt icl as well
     if (o.device == "cuda" || (o.device == "auto" && compat::cuda_available()))
         p.device = torch::Device(torch::kCUDA, 0);
     else if (o.device.rfind("cuda:", 0) == 0)
@@ -37,16 +38,19 @@ int run(const Options& o) {
     if (o.json) {
         cli::print_json(r.to_json());
     } else {
-        cli::say("{}: {} clips ready ({} encoded now, {} from the cache), {} skipped; speaker embedding {}", o.dir,
-                 r.clips.size(), r.encoded, r.reused, r.skipped.size(),
-                 r.speaker_computed_now ? "computed" : "from the cache");
+        cli::say("{}: {} clips ready ({} encoded now, {} from the cache), {} skipped; speaker embedding {}; reference "
+                 "codes {} ({} frames); clip check {}",
+                 o.dir, r.clips.size(), r.encoded, r.reused, r.skipped.size(),
+                 r.speaker_computed_now ? "computed" : "from the cache",
+                 r.reference_codes_now ? "encoded" : "from the cache", r.reference_frames,
+                 r.verdict_cached ? "from the cache (no audio read)" : "ran");
     }
     return 0;
 }
 
 const bool group = alexandria::cli::add_group("dataset", "Dataset folders: check, import, prepare, split, build");
 const bool registered = alexandria::cli::add_command(
-    {"prepare", "dataset", "Encode every usable clip into the codes cache (DIR/.alexandria/)",
+    {"prepare", "dataset", "Encode every usable clip and the reference into the codes cache (DIR/.alexandria/)",
      [](CLI::App& app) -> alexandria::cli::Action {
          auto o = std::make_shared<Options>();
          app.add_option("DIR", o->dir, "Dataset folder")->required();

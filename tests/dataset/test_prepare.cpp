@@ -141,3 +141,75 @@ TEST_CASE("prepare's reference: ref_audio of the first entry, else ref.wav, else
     io::write_file_atomic(data / "metadata.jsonl", md);
     CHECK_THROWS_AS(dataset::prepare(data, model_dir().string(), {}), InputError);
 }
+
+TEST_CASE("a no-op rerun takes the usable-clip verdict from the cache and reads no audio", "[dataset][prepare]") {
+    TempDir tmp;
+    auto data = copy_tiny_voice(tmp.path);
+    auto r1 = dataset::prepare(data, model_dir().string(), {});
+    CHECK_FALSE(r1.verdict_cached);
+    REQUIRE(r1.clips.size() == 9);
+
+    // Same size, same modification time, bytes that no longer decode: only a run that reads the file can tell.
+    const fs::path clip = data / "sample_005.wav", ref = data / "ref.wav";
+    auto scramble = [](const fs::path& p) {
+        const auto when = fs::last_write_time(p);
+        std::string bytes(fs::file_size(p), '\x5a');
+        io::write_file_atomic(p, bytes);
+        fs::last_write_time(p, when);
+    };
+    const std::string clip_bytes = io::read_file(clip), ref_bytes = io::read_file(ref);
+    scramble(clip);
+    scramble(ref);
+    auto r2 = dataset::prepare(data, model_dir().string(), {});
+    CHECK(r2.verdict_cached);
+    CHECK(r2.clips.size() == 9);
+    CHECK(r2.encoded == 0);
+    CHECK_FALSE(r2.speaker_computed_now);
+    CHECK(r2.dataset_hash == r1.dataset_hash);
+
+    // A changed stamp makes it look: the scrambled clip is now skipped (undecodable) and the verdict is new.
+    io::write_file_atomic(ref, ref_bytes);
+    fs::last_write_time(clip, fs::last_write_time(clip) + std::chrono::seconds(5));
+    auto r3 = dataset::prepare(data, model_dir().string(), {});
+    CHECK_FALSE(r3.verdict_cached);
+    CHECK(r3.clips.size() == 8);
+    REQUIRE(r3.skipped.size() == 1);
+    CHECK(r3.skipped[0].audio == "sample_005.wav");
+
+    // Restored: the old content hash, the old codes, a fresh verdict; another limit is another verdict.
+    io::write_file_atomic(clip, clip_bytes);
+    auto r4 = dataset::prepare(data, model_dir().string(), {});
+    CHECK_FALSE(r4.verdict_cached);
+    CHECK(r4.clips.size() == 9);
+    CHECK(r4.encoded == 0);
+    CHECK(r4.dataset_hash == r1.dataset_hash);
+    CHECK(dataset::prepare(data, model_dir().string(), {}).verdict_cached);
+    dataset::PrepareOptions shorter;
+    shorter.max_seconds = 29.0;
+    CHECK_FALSE(dataset::prepare(data, model_dir().string(), shorter).verdict_cached);
+
+    // A changed transcript of the reference changes the verdict's key, too.
+    io::write_file_atomic(data / "ref_text.txt", "Another transcript.");
+    CHECK_FALSE(dataset::prepare(data, model_dir().string(), {}).verdict_cached);
+}
+
+TEST_CASE("prepare encodes the reference's codes once when asked", "[dataset][prepare]") {
+    TempDir tmp;
+    auto data = copy_tiny_voice(tmp.path);
+    dataset::PrepareOptions o;
+    o.reference_codes = true;
+    auto r1 = dataset::prepare(data, model_dir().string(), o);
+    CHECK(r1.reference_codes_now);
+    auto codec = codec::Codec::load((model_dir() / "speech_tokenizer").string());
+    auto direct = codec.encode(io::read_audio_resampled((data / "ref.wav").string()).samples);
+    CHECK(torch::equal(r1.load_reference_codes(), direct));
+    CHECK(r1.reference_frames == direct.size(0));
+    auto r2 = dataset::prepare(data, model_dir().string(), o);
+    CHECK_FALSE(r2.reference_codes_now);
+    CHECK(r2.reference_frames == r1.reference_frames);
+    CHECK(r2.dataset_hash == r1.dataset_hash);
+    // Not asked: not loaded.
+    auto r3 = dataset::prepare(data, model_dir().string(), {});
+    CHECK(r3.reference_codes_file.empty());
+    CHECK_THROWS(r3.load_reference_codes());
+}

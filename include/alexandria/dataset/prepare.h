@@ -9,10 +9,15 @@
 //   .alexandria/speaker/<speaker key>/<ref hash>.safetensors      "speaker_embedding" [enc_dim] fp32
 //   .alexandria/files.json                                        path → {size, mtime, hash}: a clip whose size and
 //                                                                 modification time are unchanged is not re-hashed
+//   .alexandria/check.json                                        the usable-clip verdict (check.h's rule), keyed by
+//                                                                 the metadata, ref_text.txt, every named file's
+//                                                                 content hash and max_seconds
+//   .alexandria/codes/<codec key>/<ref hash>.safetensors          the reference's codes, when asked for (ICL prompts)
 //
 // <codec key> = the codec's identity() + the encode dtype; <speaker key> = a hash of the model's config.json and
 // its speaker_encoder.* tensors (names, shapes, bytes); <clip hash> = FNV-1a of the audio file's bytes. A changed or
-// added clip gets a new hash and is encoded alone; a second run loads neither model. Every file is written
+// added clip gets a new hash and is encoded alone; a second run loads neither model and, its files' size and
+// modification time unchanged, reads no audio at all (the verdict comes from check.json). Every file is written
 // atomically, so an interrupted prepare leaves only complete entries.
 //
 // Progress lines are Alexandria's (spec alexandria-compat.md §2.3): `[DATA] Found N entries in metadata.jsonl`,
@@ -47,6 +52,9 @@ struct PrepareOptions {
     // when something has to be computed.
     const codec::Codec* codec = nullptr;
     model::SpeakerEncoder* speaker_encoder = nullptr;
+    // Also encode the reference audio (the ICL prompt's reference codes: train --prompt icl, synth/eval of ICL
+    // adapters). The reference may be longer than max_seconds.
+    bool reference_codes = false;
     // Receives each `[DATA] ...` line (without newline). Null: silent.
     std::function<void(const std::string&)> log;
 };
@@ -81,6 +89,10 @@ struct PrepareResult {
     std::string reference_hash;
     fs::path speaker_file;
     bool speaker_computed_now = false;
+    fs::path reference_codes_file;    // when PrepareOptions::reference_codes
+    int64_t reference_frames = 0;
+    bool reference_codes_now = false;
+    bool verdict_cached = false;      // the usable-clip verdict came from check.json (no audio decoded)
     int encoded = 0, reused = 0;
     // Hash of what training sees: (clip hash, text) of every prepared clip, the reference hash, the codec key.
     std::string dataset_hash;
@@ -88,6 +100,8 @@ struct PrepareResult {
 
     // [frames, 16] int64 on the CPU.
     torch::Tensor load_codes(const PreparedClip& clip) const;
+    // The reference's [frames, 16] int64 on the CPU (PrepareOptions::reference_codes).
+    torch::Tensor load_reference_codes() const;
     // [enc_dim] fp32 on the CPU.
     torch::Tensor speaker_embedding() const;
     nlohmann::json to_json() const;
