@@ -32,7 +32,7 @@ void emit(const std::string& line) {
 }
 
 struct Options {
-    std::string model, data, out, objective = "alexandria", language = "english", device = "auto";
+    std::string model, data, out, objective = "alexandria", prompt = "xvector", language = "english", device = "auto";
     std::optional<int> epochs;
     std::optional<double> lr, target_loss, loss_floor;
     int lora_r = alexandria::plan::kLoraR;
@@ -52,6 +52,7 @@ int run(const Options& o) {
     t.data = o.data;
     t.out = o.out;
     t.objective = train::parse_objective(o.objective);
+    t.prompt = train::parse_prompt_mode(o.prompt);
     t.language = o.language;
     t.epochs = o.epochs;
     t.lr = o.lr;
@@ -106,6 +107,11 @@ const bool registered = alexandria::cli::add_command(
          app.add_option("--data", o->data, "Dataset folder (metadata.jsonl, ref.wav, clips)")->required();
          app.add_option("--out", o->out, "Adapter folder to write")->required();
          app.add_option("--objective", o->objective, "alexandria (train_lora.py's loss) or aligned")
+             ->capture_default_str();
+         app.add_option("--prompt", o->prompt,
+                        "xvector (speaker vector only, as train_lora.py; the seed's loss bands were measured with "
+                        "it) or icl (every sequence is synth's ICL prompt: ref_text.txt + the text, ref.wav's codes "
+                        "and the speaker vector; needs ref_text.txt; the adapter then speaks in ICL mode)")
              ->capture_default_str();
          app.add_option("--language", o->language, "Codec language token (a model language, or auto)")
              ->capture_default_str();

@@ -15,6 +15,14 @@ Objective parse_objective(const std::string& name) {
     throw InputError(fmt::format("--objective: '{}' is not an objective (alexandria, aligned)", name));
 }
 
+std::string prompt_mode_name(PromptMode m) { return m == PromptMode::Icl ? "icl" : "xvector"; }
+
+PromptMode parse_prompt_mode(const std::string& name) {
+    if (name == "xvector" || name == "x-vector") return PromptMode::XVector;
+    if (name == "icl") return PromptMode::Icl;
+    throw InputError(fmt::format("--prompt: '{}' is not a prompt mode (xvector, icl)", name));
+}
+
 LayoutIds LayoutIds::from_config(const model::ModelConfig& cfg) {
     LayoutIds ids;
     ids.tts_pad = cfg.tts_pad_token_id;
@@ -54,30 +62,34 @@ std::vector<int64_t> Layout::talker_labels(const std::vector<int64_t>& code0) co
     return labels;
 }
 
-Layout build_layout(const LayoutIds& ids, const std::vector<int64_t>& prefix, const std::vector<int64_t>& role,
-                    const std::vector<int64_t>& content, int64_t num_frames, Objective objective) {
+namespace {
+
+void check_layout_inputs(const std::vector<int64_t>& prefix, const std::vector<int64_t>& role,
+                         const std::vector<int64_t>& content, int64_t num_frames) {
     if (role.size() != 3) throw InputError(fmt::format("prompt role must be 3 tokens, got {}", role.size()));
     if (content.empty()) throw InputError("the text has no content tokens");
     if (num_frames < 1) throw InputError("a training clip must have at least one codec frame");
     if (prefix.empty()) throw InputError("empty codec prefix");
+}
 
-    Layout L;
-    L.objective = objective;
-    L.num_frames = num_frames;
-    auto text_only = [](int64_t t) { return Row{t, Row::Codec::None, -1, -1}; };
-    auto both = [](int64_t t, int64_t c) { return Row{t, Row::Codec::Id, c, -1}; };
+Row text_only(int64_t t) { return Row{t, Row::Codec::None, -1, -1}; }
+Row both(int64_t t, int64_t c) { return Row{t, Row::Codec::Id, c, -1}; }
 
+// role, PAD + prefix, PAD + speaker, BOS + codec_pad: the rows every voice-clone prompt starts with.
+void add_head(Layout& L, const LayoutIds& ids, const std::vector<int64_t>& prefix, const std::vector<int64_t>& role) {
     for (int64_t r : role) L.rows.push_back(text_only(r));
     for (int64_t c : prefix) L.rows.push_back(both(ids.tts_pad, c));
     L.speaker_row = static_cast<int64_t>(L.rows.size());
     L.rows.push_back(Row{ids.tts_pad, Row::Codec::Speaker, -1, -1});
     L.rows.push_back(both(ids.tts_bos, ids.codec_pad));
-    for (int64_t t : content) L.rows.push_back(both(t, ids.codec_pad));
-    L.rows.push_back(both(ids.tts_eos, ids.codec_pad));
-    L.rows.push_back(both(ids.tts_pad, ids.codec_bos));
+}
+
+// Ends the prefill, appends the target frames and what each objective scores on them.
+void add_frames_and_targets(Layout& L, const LayoutIds& ids, int64_t num_frames, Objective objective) {
+    L.objective = objective;
+    L.num_frames = num_frames;
     L.prefill_len = static_cast<int64_t>(L.rows.size());
     for (int64_t j = 0; j < num_frames; ++j) L.rows.push_back(Row{ids.tts_pad, Row::Codec::Frame, -1, j});
-
     for (int64_t j = 0; j < num_frames; ++j) {
         L.talker_targets.push_back({L.prefill_len - 1 + j, j, -1});
         L.sub_hidden_positions.push_back(L.prefill_len - 1 + j);
@@ -91,6 +103,37 @@ Layout build_layout(const LayoutIds& ids, const std::vector<int64_t>& prefix, co
         // codebook k+2, head 14 is never scored (spec §4.4; QwenLM/Qwen3-TTS #371).
         for (int64_t k = 0; k < 14; ++k) L.sub_pairs.emplace_back(k, k + 2);
     }
+}
+
+}  // namespace
+
+Layout build_layout(const LayoutIds& ids, const std::vector<int64_t>& prefix, const std::vector<int64_t>& role,
+                    const std::vector<int64_t>& content, int64_t num_frames, Objective objective) {
+    check_layout_inputs(prefix, role, content, num_frames);
+    Layout L;
+    add_head(L, ids, prefix, role);
+    for (int64_t t : content) L.rows.push_back(both(t, ids.codec_pad));
+    L.rows.push_back(both(ids.tts_eos, ids.codec_pad));
+    L.rows.push_back(both(ids.tts_pad, ids.codec_bos));
+    add_frames_and_targets(L, ids, num_frames, objective);
+    return L;
+}
+
+Layout build_icl_layout(const LayoutIds& ids, const std::vector<int64_t>& prefix, const std::vector<int64_t>& role,
+                        const std::vector<int64_t>& ref_content, const std::vector<int64_t>& content,
+                        int64_t ref_frames, int64_t num_frames, Objective objective) {
+    check_layout_inputs(prefix, role, content, num_frames);
+    if (ref_content.empty()) throw InputError("ICL needs the reference transcript (ref_text.txt): it has no tokens");
+    if (ref_frames < 1) throw InputError("ICL needs reference codes: the reference has no codec frame");
+    Layout L;
+    add_head(L, ids, prefix, role);
+    for (int64_t t : ref_content) L.rows.push_back(both(t, ids.codec_pad));
+    for (int64_t t : content) L.rows.push_back(both(t, ids.codec_pad));
+    L.rows.push_back(both(ids.tts_eos, ids.codec_pad));
+    L.rows.push_back(both(ids.tts_pad, ids.codec_bos));
+    for (int64_t j = 0; j < ref_frames; ++j) L.rows.push_back(Row{ids.tts_pad, Row::Codec::RefFrame, -1, j});
+    L.ref_frames = ref_frames;
+    add_frames_and_targets(L, ids, num_frames, objective);
     return L;
 }
 

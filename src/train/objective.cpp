@@ -16,13 +16,28 @@ torch::Tensor long_tensor(const std::vector<int64_t>& v, torch::Device device) {
 
 }  // namespace
 
+Layout sample_layout(const PromptContext& ctx, const Sample& s, Objective objective) {
+    if (ctx.mode == PromptMode::XVector)
+        return build_layout(ctx.ids, ctx.prefix, s.role, s.content, s.frames(), objective);
+    const int64_t ref_frames = ctx.ref_codes.defined() ? ctx.ref_codes.size(0) : 0;
+    return build_icl_layout(ctx.ids, ctx.prefix, s.role, ctx.ref_content, s.content, ref_frames, s.frames(),
+                            objective);
+}
+
+SampleInputs sample_inputs(model::Talker& talker, const PromptContext& ctx, const Sample& sample,
+                           Objective objective) {
+    SampleInputs in{sample_layout(ctx, sample, objective), {}};
+    in.embeds = embed_layout(talker, in.layout, sample.codes, ctx.speaker, ctx.ref_codes);
+    return in;
+}
+
 torch::Tensor embed_layout(model::Talker& talker, const Layout& layout, const torch::Tensor& codes,
-                           const torch::Tensor& speaker) {
+                           const torch::Tensor& speaker, const torch::Tensor& ref_codes) {
     torch::NoGradGuard no_grad;
     const auto& w = talker->model->codec_embedding->weight;
     const torch::Device device = w.device();
     const int64_t S = layout.length(), H = w.size(1);
-    std::vector<int64_t> text_rows, text_ids, codec_rows, codec_ids, frame_rows, frame_idx;
+    std::vector<int64_t> text_rows, text_ids, codec_rows, codec_ids, frame_rows, frame_idx, ref_rows, ref_idx;
     for (int64_t p = 0; p < S; ++p) {
         const Row& r = layout.rows[p];
         if (r.text >= 0) {
@@ -35,6 +50,9 @@ torch::Tensor embed_layout(model::Talker& talker, const Layout& layout, const to
         } else if (r.codec == Row::Codec::Frame) {
             frame_rows.push_back(p);
             frame_idx.push_back(r.frame);
+        } else if (r.codec == Row::Codec::RefFrame) {
+            ref_rows.push_back(p);
+            ref_idx.push_back(r.frame);
         }
     }
     // Rows are sums of a text-channel and a codec-channel vector; adding each part into zeros keeps every row's
@@ -47,6 +65,12 @@ torch::Tensor embed_layout(model::Talker& talker, const Layout& layout, const to
     if (!frame_rows.empty()) {
         auto c = codes.to(device).index_select(0, long_tensor(frame_idx, device));
         E.index_add_(0, long_tensor(frame_rows, device), talker->frame_embed(c));
+    }
+    if (!ref_rows.empty()) {
+        if (!ref_codes.defined() || ref_codes.size(0) < layout.ref_frames)
+            throw Error("this layout has reference frames but no reference codes were given");
+        auto c = ref_codes.to(device).index_select(0, long_tensor(ref_idx, device));
+        E.index_add_(0, long_tensor(ref_rows, device), talker->frame_embed(c));
     }
     if (layout.speaker_row >= 0) {
         if (!speaker.defined() || speaker.numel() != H)
@@ -68,8 +92,8 @@ BatchLoss batch_loss(model::Talker& talker, const PromptContext& ctx, const std:
     std::vector<Layout> lay_alex, lay_align;
     int64_t S = 0;
     for (const Sample* s : batch) {
-        lay_alex.push_back(build_layout(ctx.ids, ctx.prefix, s->role, s->content, s->frames(), Objective::Alexandria));
-        lay_align.push_back(build_layout(ctx.ids, ctx.prefix, s->role, s->content, s->frames(), Objective::Aligned));
+        lay_alex.push_back(sample_layout(ctx, *s, Objective::Alexandria));
+        lay_align.push_back(sample_layout(ctx, *s, Objective::Aligned));
         S = std::max(S, lay_alex.back().length());
     }
 
@@ -79,7 +103,7 @@ BatchLoss batch_loss(model::Talker& talker, const PromptContext& ctx, const std:
     {
         torch::NoGradGuard ng;
         for (int64_t b = 0; b < B; ++b) {
-            auto E = embed_layout(talker, lay_alex[b], batch[b]->codes, ctx.speaker);
+            auto E = embed_layout(talker, lay_alex[b], batch[b]->codes, ctx.speaker, ctx.ref_codes);
             if (E.size(0) < S) E = torch::cat({E, torch::zeros({S - E.size(0), E.size(1)}, E.options())}, 0);
             rows.push_back(E);
         }

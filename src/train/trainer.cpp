@@ -144,8 +144,9 @@ bool is_oom(const std::exception& e) {
 }
 
 // Everything a resumed run must agree on with the run it continues.
-json fingerprint(const TrainOptions& o, int epochs, double lr, const std::string& dataset_hash, const DeviceChoice& d) {
-    return json{{"objective", objective_name(o.objective)},
+json fingerprint(const TrainOptions& o, int epochs, double lr, const std::string& dataset_hash, const DeviceChoice& d,
+                 const std::string& icl_ref_text) {
+    json fp{{"objective", objective_name(o.objective)},
                 {"language", o.language},
                 {"epochs", epochs},
                 {"lr", lr},
@@ -157,6 +158,12 @@ json fingerprint(const TrainOptions& o, int epochs, double lr, const std::string
                 {"seed", o.seed},
                 {"dataset_hash", dataset_hash},
                 {"precision", d.dtype == torch::kBFloat16 ? "bf16" : "fp32"}};
+    // Only ICL runs carry these, so x-vector checkpoints made before prompt modes existed still resume.
+    if (o.prompt == PromptMode::Icl) {
+        fp["prompt"] = prompt_mode_name(o.prompt);
+        fp["ref_text"] = io::hash_string(icl_ref_text);
+    }
+    return fp;
 }
 
 json epoch_json(const EpochRecord& e) {
@@ -351,16 +358,42 @@ SplitSelection select_split(const fs::path& data) {
     return s;
 }
 
+// ICL mode speaks the reference's transcript before the target's: ref_text.txt must hold it (trimmed here).
+std::string icl_reference_text(const TrainOptions& o) {
+    std::error_code ec;
+    if (o.prompt != PromptMode::Icl || !fs::is_directory(o.data, ec)) return {};  // the dataset loader reports that
+    const fs::path file = o.data / dataset::kRefTextFile;
+    if (!fs::is_regular_file(file, ec))
+        throw InputError(fmt::format("{}: missing; --prompt icl puts the reference's exact transcript in every "
+                                     "training prompt (write it there, or train with --prompt xvector)",
+                                     file.string()));
+    std::string t = io::read_file(file);
+    auto b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
+    if (b == std::string::npos)
+        throw InputError(fmt::format("{}: empty; --prompt icl needs the exact transcript of the reference audio",
+                                     file.string()));
+    return t.substr(b, e - b + 1);
+}
+
 struct TrainingData {
     SplitSelection split;
     dataset::PrepareResult prep;
     std::vector<Sample> samples;  // text ids + cached codes, in metadata order
     torch::Tensor speaker_cpu;    // [H] fp32
+    int64_t reference_clips_skipped = 0;  // ICL: clips whose audio is the reference
 };
+
+// ICL: the reference transcript and codes every prompt carries.
+void set_icl_reference(const std::string& ref_text, const dataset::PrepareResult& prep, BaseModel& base) {
+    auto ids = text::encode_reference_text(base.tok, ref_text);
+    base.ctx.mode = PromptMode::Icl;
+    base.ctx.ref_content.assign(ids.begin(), ids.end());
+    base.ctx.ref_codes = prep.load_reference_codes();
+}
 
 // The codes cache (refreshed as needed), each clip's text ids and codes, and the speaker vector.
 TrainingData load_training_data(const TrainOptions& o, const std::string& model_dir, const DeviceChoice& dev,
-                                BaseModel& base, const Say& say) {
+                                const std::string& icl_ref_text, BaseModel& base, const Say& say) {
     TrainingData d;
     d.split = select_split(o.data);
     dataset::PrepareOptions popt;
@@ -370,6 +403,7 @@ TrainingData load_training_data(const TrainOptions& o, const std::string& model_
     popt.speaker_dtype = dev.dtype;
     popt.only_lines = d.split.lines;
     popt.speaker_encoder = &base.lm.model->speaker_encoder;
+    popt.reference_codes = o.prompt == PromptMode::Icl;
     const SplitSelection& split = d.split;
     popt.log = [&](const std::string& line) {
         // prepare's own "Found" line cannot know about the split; say it as train_lora.py does.
@@ -384,6 +418,14 @@ TrainingData load_training_data(const TrainOptions& o, const std::string& model_
 
     d.samples.reserve(d.prep.clips.size());
     for (const auto& c : d.prep.clips) {
+        if (o.prompt == PromptMode::Icl && c.hash == d.prep.reference_hash) {
+            // Its prompt would hold its own codes: the model would learn to copy the reference.
+            say(fmt::format("[DATA] SKIP {}: the same audio as the reference (--prompt icl would teach the model to "
+                            "copy its prompt)",
+                            c.audio));
+            ++d.reference_clips_skipped;
+            continue;
+        }
         Sample s;
         s.name = c.audio;
         auto ids = text::encode_target_text(base.tok, c.text);
@@ -397,6 +439,10 @@ TrainingData load_training_data(const TrainOptions& o, const std::string& model_
         throw Error(fmt::format("speaker embedding has {} values, the talker is {} wide", d.speaker_cpu.numel(),
                                 base.lm.config.talker.hidden_size));
     base.ctx.speaker = d.speaker_cpu.to(dev.device, dev.dtype);
+    if (d.samples.empty())
+        throw InputError(fmt::format("{}: no clip left to train on: every usable clip is the reference audio",
+                                     o.data.string()));
+    if (o.prompt == PromptMode::Icl) set_icl_reference(icl_ref_text, d.prep, base);
     return d;
 }
 
@@ -501,12 +547,19 @@ RunState restore_checkpoint(const RunPaths& paths, const json& fp, LoraState& lo
     } catch (const json::exception& e) {
         throw InputError(fmt::format("{}: unreadable: {}", (paths.resume_dir / "state.json").string(), e.what()));
     }
+    // Every key of either side: a key only one side has (e.g. an ICL checkpoint's "prompt") is a difference too.
+    const json& was = st["fingerprint"];
+    std::set<std::string> keys;
+    for (auto& [k, v] : fp.items()) keys.insert(k);
+    if (was.is_object())
+        for (auto& [k, v] : was.items()) keys.insert(k);
     std::vector<std::string> diffs;
-    for (auto& [k, v] : fp.items())
-        if (!st["fingerprint"].contains(k) || st["fingerprint"][k] != v)
-            diffs.push_back(fmt::format("{} (checkpoint {}, now {})", k,
-                                        st["fingerprint"].contains(k) ? st["fingerprint"][k].dump() : "none",
-                                        v.dump()));
+    for (const auto& k : keys) {
+        const bool in_was = was.is_object() && was.contains(k), in_now = fp.contains(k);
+        if (in_was && in_now && was[k] == fp[k]) continue;
+        diffs.push_back(fmt::format("{} (checkpoint {}, now {})", k, in_was ? was[k].dump() : "none",
+                                    in_now ? fp[k].dump() : "none"));
+    }
     if (!diffs.empty()) {
         std::string all;
         for (auto& d : diffs) all += (all.empty() ? "" : "; ") + d;
@@ -885,6 +938,10 @@ json training_meta(const TrainOptions& o, const RunFacts& f, const TrainingData&
         {"tool_version", o.tool_version},
         {"model_dir", f.model_dir},
         {"objective", objective_name(o.objective)},
+        {"prompt", prompt_mode_name(o.prompt)},
+        {"text_layout", "non-streaming"},
+        {"reference_frames", o.prompt == PromptMode::Icl ? json(d.prep.reference_frames) : json(nullptr)},
+        {"reference_clips_skipped", d.reference_clips_skipped},
         {"seed", o.seed},
         {"lora_dropout", o.lora_dropout},
         {"device", f.dev.name},
@@ -979,11 +1036,12 @@ TrainResult train(const TrainOptions& o) {
     const DeviceChoice dev = resolve_device(o.device);
     const std::string model_dir = io::locate_model(o.model);
     const RunPaths paths = run_paths(o);
+    const std::string icl_ref_text = icl_reference_text(o);
     say(fmt::format("[TRAIN] Device: {}, dtype: {}", dev.name, torch_dtype_name(dev.dtype)));
     BaseModel base = load_base_model(o, model_dir, dev, say);
 
     // Data and plan.
-    const TrainingData data = load_training_data(o, model_dir, dev, base, say);
+    const TrainingData data = load_training_data(o, model_dir, dev, icl_ref_text, base, say);
     const int64_t n = static_cast<int64_t>(data.samples.size());
     const plan::Recommendation rec = plan_run(o, n, say);
     LoraState lora = attach_lora(o, base, rec.lr, say);
@@ -997,7 +1055,7 @@ TrainResult train(const TrainOptions& o) {
     lc.band = loss_band(o);
     fs::create_directories(paths.work);
     MetricsLog metrics(paths.work / "metrics.jsonl");
-    const json fp = fingerprint(o, rec.epochs, rec.lr, data.prep.dataset_hash, dev);
+    const json fp = fingerprint(o, rec.epochs, rec.lr, data.prep.dataset_hash, dev, icl_ref_text);
     RunState at = start_or_resume(o, paths, fp, lora, metrics, n, say);
 
     // The epoch loop.

@@ -90,7 +90,7 @@ TEST_CASE("train --help and dataset prepare --help list their flags with default
     TempDir t;
     auto r = run("train --help", t.path);
     CHECK(r.code == 0);
-    for (const char* f : {"--model", "--data", "--out", "--objective", "--language", "--epochs", "--lr", "--lora-r",
+    for (const char* f : {"--model", "--data", "--out", "--objective", "--prompt", "--language", "--epochs", "--lr", "--lora-r",
                           "--lora-alpha", "--grad-accum", "--batch", "--seed", "--target-loss", "--loss-floor",
                           "--device", "--resume", "--max-seconds"})
         CHECK(r.out.find(f) != std::string::npos);
@@ -189,4 +189,57 @@ TEST_CASE("SIGINT checkpoints the run, --resume finishes it", "[cli][train][sign
     CHECK(again.code == 0);
     CHECK(again.out.find("[TRAIN] Resuming at epoch") != std::string::npos);
     CHECK(fs::exists(t / "adapter" / "adapter_model.safetensors"));
+}
+
+TEST_CASE("train --prompt icl: an ICL adapter that synth speaks in ICL mode unless told otherwise",
+          "[cli][train][icl]") {
+    TempDir t;
+    auto data = copy_tiny_voice(t.path);
+    const std::string m = quote(fx().model), d = quote(data.string()), out = quote((t / "icl").string());
+    auto r = run("train --model " + m + " --data " + d + " --out " + out +
+                     " --prompt icl --epochs 1 --lr 1e-3 --lora-r 4 --device cpu",
+                 t.path);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    auto meta = nlohmann::json::parse(slurp(t / "icl" / "training_meta.json"));
+    CHECK(meta["prompt"] == "icl");
+    CHECK(meta["text_layout"] == "non-streaming");
+
+    const std::string speak = "synth --model " + m + " --adapter " + out +
+                              " --text 'Chapter one.' --seed 3 --max-frames 8 --device cpu --json --out ";
+    auto s1 = run(speak + quote((t / "a.wav").string()), t.path);
+    INFO(s1.err);
+    REQUIRE(s1.code == 0);
+    auto j1 = nlohmann::json::parse(s1.out);
+    CHECK(j1["mode"] == "clone ICL");
+    CHECK(j1["text_layout"] == "non-streaming");
+    auto s2 = run(speak + quote((t / "b.wav").string()) + " --prompt xvector", t.path);
+    REQUIRE(s2.code == 0);
+    CHECK(nlohmann::json::parse(s2.out)["mode"] == "clone x-vector");
+    auto s3 = run(speak + quote((t / "c.wav").string()) + " --prompt bogus", t.path);
+    CHECK(s3.code == 2);
+
+    // An x-vector adapter keeps speaking in x-vector mode; --icl switches it.
+    auto rx = run("train --model " + m + " --data " + d + " --out " + quote((t / "xv").string()) +
+                      " --epochs 1 --lr 1e-3 --lora-r 4 --device cpu",
+                  t.path);
+    REQUIRE(rx.code == 0);
+    const std::string speak_x = "synth --model " + m + " --adapter " + quote((t / "xv").string()) +
+                                " --text 'Chapter one.' --seed 3 --max-frames 8 --device cpu --json --out ";
+    auto s4 = run(speak_x + quote((t / "d.wav").string()), t.path);
+    REQUIRE(s4.code == 0);
+    CHECK(nlohmann::json::parse(s4.out)["mode"] == "clone x-vector");
+    auto s5 = run(speak_x + quote((t / "e.wav").string()) + " --prompt icl", t.path);
+    REQUIRE(s5.code == 0);
+    CHECK(nlohmann::json::parse(s5.out)["mode"] == "clone ICL");
+
+    // ICL training without the reference's transcript is bad input.
+    fs::remove(data / "ref_text.txt");
+    auto bad = run("train --model " + m + " --data " + d + " --out " + quote((t / "bad").string()) +
+                       " --prompt icl --epochs 1 --device cpu",
+                   t.path);
+    CHECK(bad.code == 2);
+    CHECK(bad.out.find("[ERROR] ") != std::string::npos);
+    CHECK(bad.out.find("ref_text.txt: missing") != std::string::npos);
+    CHECK_FALSE(fs::exists(t / "bad" / "adapter_model.safetensors"));
 }

@@ -23,6 +23,19 @@
 //   aligned     talker: as above plus logits[prefill_len-1+N] (the last frame's row) vs codec EOS (2150)
 //               sub:    head k vs code_{k+1}, k = 0..14
 // Both: total = talker + 0.3 · sub, each a mean over its own targets.
+//
+// ICL layout (train --prompt icl): exactly the prefill synth builds for voice-clone ICL in the non-streaming text
+// layout (synth/prompt.h build_prompt; upstream generate_icl_prompt), R_t reference-transcript tokens r_i and R
+// reference frames, followed by the target's frames:
+//
+//   rows 0..2+K, 3+K, 4+K  as above (role, PAD + C(prefix_k), PAD + spk, BOS + C(codec_pad))
+//   rows 5+K..             T(r_i) + C(codec_pad)  then  T(t_i) + C(codec_pad)  then  EOSt + C(codec_pad)
+//   next row               PAD + C(codec_bos)
+//   next R rows            PAD + F(ref_j)                 (the last one predicts the target's frame 0)
+//   rows prefill_len + j   F(frame_j) + PAD
+//
+// prefill_len = 7 + K + R_t + M + R. Targets are those of the x-vector layout relative to prefill_len: only the
+// target's frames (and, for aligned, its EOS) are scored, never the reference frames.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -35,6 +48,12 @@ struct ModelConfig;
 namespace alexandria::train {
 
 enum class Objective { Alexandria, Aligned };
+// What the prompt carries besides the text: the speaker vector only (x-vector, train_lora.py's layout), or also the
+// reference clip's codes and transcript (ICL, how Alexandria's app speaks its adapters).
+enum class PromptMode { XVector, Icl };
+std::string prompt_mode_name(PromptMode m);            // "xvector" | "icl"
+PromptMode parse_prompt_mode(const std::string& name); // InputError otherwise
+
 std::string objective_name(Objective o);              // "alexandria" | "aligned"
 Objective parse_objective(const std::string& name);    // InputError otherwise
 
@@ -56,11 +75,11 @@ std::vector<int64_t> codec_prefix(const model::ModelConfig& cfg, const std::stri
 std::vector<int64_t> codec_prefix(const LayoutIds& ids, int64_t language_id /* < 0 = auto */);
 
 struct Row {
-    enum class Codec { None, Id, Speaker, Frame };
+    enum class Codec { None, Id, Speaker, Frame, RefFrame };
     int64_t text = -1;  // text-channel token, embedded as T(text); -1 = no text part
     Codec codec = Codec::None;
     int64_t codec_id = -1;  // Codec::Id
-    int64_t frame = -1;     // Codec::Frame: index j of the frame whose 16 codes are summed (F)
+    int64_t frame = -1;     // Codec::Frame / RefFrame: index j of the (reference) frame whose 16 codes are summed (F)
     bool operator==(const Row& o) const {
         return text == o.text && codec == o.codec && codec_id == o.codec_id && frame == o.frame;
     }
@@ -70,6 +89,7 @@ struct Layout {
     std::vector<Row> rows;
     int64_t prefill_len = 0;
     int64_t num_frames = 0;
+    int64_t ref_frames = 0;  // ICL: reference frames in the prefill (0 for x-vector)
     int64_t speaker_row = -1;
     Objective objective = Objective::Alexandria;
     // Talker targets: (logit position p, target id): frame code0s are given as the frame index j encoded by
@@ -92,5 +112,11 @@ struct Layout {
 // role: the 3 role ids; content: t_0..t_{M-1} (M ≥ 1); num_frames N ≥ 1. InputError on a bad role/empty content/N.
 Layout build_layout(const LayoutIds& ids, const std::vector<int64_t>& prefix, const std::vector<int64_t>& role,
                     const std::vector<int64_t>& content, int64_t num_frames, Objective objective);
+
+// The ICL layout: ref_content = the reference template's ids[3:-2] (R_t ≥ 1), ref_frames R ≥ 1. InputError on an
+// empty reference as well as on what build_layout rejects.
+Layout build_icl_layout(const LayoutIds& ids, const std::vector<int64_t>& prefix, const std::vector<int64_t>& role,
+                        const std::vector<int64_t>& ref_content, const std::vector<int64_t>& content,
+                        int64_t ref_frames, int64_t num_frames, Objective objective);
 
 }  // namespace alexandria::train

@@ -39,18 +39,33 @@ struct BatchLoss {
     bool finite = true;                 // every value finite
 };
 
-// What the prompt needs besides the sample: the ids, the codec prefix (language form) and the speaker vector
-// ([H], inserted raw in its row).
+// What the prompt needs besides the sample: the ids, the codec prefix (language form), the speaker vector
+// ([H], inserted raw in its row) and, in ICL mode, the reference transcript and codes shared by every sample.
 struct PromptContext {
     LayoutIds ids;
     std::vector<int64_t> prefix;
     torch::Tensor speaker;  // on the model's device, model dtype
+    PromptMode mode = PromptMode::XVector;
+    std::vector<int64_t> ref_content;  // ICL: the reference template's ids[3:-2] (text::encode_reference_text)
+    torch::Tensor ref_codes;           // ICL: [R, 16] int64
 };
 
+// The layout of one sample in the context's prompt mode (build_layout or build_icl_layout).
+Layout sample_layout(const PromptContext& ctx, const Sample& sample, Objective objective);
+
 // [S, H] input rows of one sample, on the talker's device and dtype (no autograd: only LoRA weights train, and
-// they are not on the embedding path).
+// they are not on the embedding path). ref_codes: [R, 16], needed when the layout has reference frames.
 torch::Tensor embed_layout(model::Talker& talker, const Layout& layout, const torch::Tensor& codes,
-                           const torch::Tensor& speaker);
+                           const torch::Tensor& speaker, const torch::Tensor& ref_codes = {});
+
+// One sample as the talker sees it in training: its layout (positions of every scored target) and its input
+// embeddings [S, H]. For comparisons against the official prefill (the parity suite) and tests.
+struct SampleInputs {
+    Layout layout;
+    torch::Tensor embeds;
+};
+SampleInputs sample_inputs(model::Talker& talker, const PromptContext& ctx, const Sample& sample,
+                           Objective objective);
 
 // One forward over `batch` (1..B samples) and both objectives. `weight` scales each sample's chosen total in
 // backward_loss (1/(batch·grad_accum) in training, so a batch of B equals B accumulated single samples).

@@ -3,7 +3,7 @@
 //
 // The output folder (interchangeable with Alexandria's and PEFT's):
 //   adapter_config.json, adapter_model.safetensors   the chosen epoch's adapter (PEFT keys, fp32)
-//   training_meta.json                               Alexandria's keys + ours (objective, both losses per epoch,
+//   training_meta.json                               Alexandria's keys + ours (objective, prompt mode, both losses per epoch,
 //                                                    chosen epoch and why, recommendation, dataset hash, ...)
 //   ref_sample.wav                                   a byte copy of the reference audio
 //   speaker_embedding.safetensors                    the speaker vector training used ("speaker_embedding" [H])
@@ -36,6 +36,10 @@ struct TrainOptions {
     fs::path data;                     // dataset folder
     fs::path out;                      // adapter folder
     Objective objective = Objective::Alexandria;
+    // xvector: train_lora.py's prompt (speaker vector only). icl: every sequence is the ICL prompt synth builds
+    // (ref_text.txt + the text, ref.wav's codes, the speaker vector); needs ref_text.txt, and a clip whose audio is
+    // the reference is left out (it would teach the model to copy its prompt).
+    PromptMode prompt = PromptMode::XVector;
     std::string language = "english";  // codec prefix: a codec_language_id key, or "auto"
     std::optional<int> epochs;         // default: plan::recommend
     std::optional<double> lr;          // default: plan::recommend
