@@ -4,10 +4,12 @@
 //   bench_train --preset tiny --frames 100 --text-tokens 30 --rank 64 --batch 1 --passes 20 [--device cuda]
 //   bench_train --preset 1.7b --device cuda --rank 32,64 --batch 1,4,8 --clip-seconds 5,10,15 --json train.json
 //
-// --rank, --batch and --clip-seconds take comma lists: every combination is measured on one base model (the LoRA
-// branches are re-attached per rank), so a matrix pays the model's construction once. --max-seconds stops the
-// matrix early; the cases left are listed as skipped. Per case: passes/s, ms/pass, samples/s and peak memory (RSS
-// on the CPU, never reset; the CUDA caching allocator's peak per case on a GPU, in CUDA builds).
+// --prompt, --rank, --batch and --clip-seconds take comma lists: every combination is measured on one base model
+// (the LoRA branches are re-attached per rank), so a matrix pays the model's construction once. --prompt icl puts a
+// random reference of --ref-seconds (default 15 s = 188 frames) and --ref-text-tokens in every sequence, as
+// train --prompt icl does. --max-seconds stops the matrix early; the cases left are listed as skipped. Per case:
+// passes/s, ms/pass, samples/s and peak memory (RSS on the CPU, reset per case through /proc/self/clear_refs; the
+// CUDA caching allocator's peak per case on a GPU, in CUDA builds).
 // stdout: the case's JSON object for one case, else the whole document; --json FILE writes the document.
 #include <chrono>
 #include <cmath>
@@ -69,6 +71,8 @@ c10::DeviceIndex cuda_index(const torch::Device& d) { return d.index() < 0 ? 0 :
 #endif
 
 void reset_peak(const torch::Device& d) {
+    // Linux resets VmHWM to the current RSS on "5" (since 4.0), so each case's CPU peak is its own.
+    std::ofstream("/proc/self/clear_refs") << "5";
 #ifdef HAVE_CUDA_STATS
     if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(cuda_index(d));
 #endif
@@ -87,6 +91,7 @@ void add_peak(nlohmann::json& j, const torch::Device& d) {
 }
 
 struct Case {
+    train::PromptMode prompt = train::PromptMode::XVector;
     int64_t rank = 64, batch = 1, frames = 100;
     double clip_seconds = 0;  // 0: --frames given directly
 };
@@ -97,7 +102,18 @@ struct Bench {
     train::PromptContext ctx;
     torch::Device device{torch::kCPU};
     int64_t text_tokens = 30, passes = 10, warmup = 2;
+    int64_t ref_frames = 188, ref_text_tokens = 40;  // ICL: the reference in every sequence (15 s by default)
 };
+
+// The prompt context of a case: ICL adds a random reference (codes and transcript) to every sequence.
+train::PromptContext case_context(const Bench& b, const Case& c) {
+    train::PromptContext ctx = b.ctx;
+    if (c.prompt != train::PromptMode::Icl) return ctx;
+    ctx.mode = train::PromptMode::Icl;
+    for (int64_t i = 0; i < b.ref_text_tokens; ++i) ctx.ref_content.push_back(2000 + i);
+    ctx.ref_codes = torch::randint(0, 2048, {b.ref_frames, 16}, torch::kInt64);
+    return ctx;
+}
 
 nlohmann::json run_case(Bench& b, const Case& c) {
     std::vector<train::Sample> samples(c.batch);
@@ -108,10 +124,12 @@ nlohmann::json run_case(Bench& b, const Case& c) {
     }
     std::vector<const train::Sample*> ptrs;
     for (auto& s : samples) ptrs.push_back(&s);
+    const train::PromptContext ctx = case_context(b, c);
+    const int64_t seq_len = train::sample_layout(ctx, samples[0], train::Objective::Alexandria).length();
     auto params = model::lora_parameters(b.talker);
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-5).weight_decay(0.01));
     auto pass = [&] {
-        auto bl = train::batch_loss(b.talker, b.ctx, ptrs, train::Objective::Alexandria, 1.0 / double(c.batch));
+        auto bl = train::batch_loss(b.talker, ctx, ptrs, train::Objective::Alexandria, 1.0 / double(c.batch));
         bl.backward_loss.backward();
         torch::nn::utils::clip_grad_norm_(params, 1.0);
         opt.step();
@@ -129,9 +147,10 @@ nlohmann::json run_case(Bench& b, const Case& c) {
     for (int64_t i = 0; i < b.passes; ++i) last = pass();
     sync();
     double secs = seconds_since(t0);
-    nlohmann::json j{{"frames", c.frames},
+    nlohmann::json j{{"prompt", train::prompt_mode_name(c.prompt)},
+                     {"frames", c.frames},
                      {"text_tokens", b.text_tokens},
-                     {"sequence_length", 11 + b.text_tokens + c.frames},
+                     {"sequence_length", seq_len},
                      {"rank", c.rank},
                      {"batch", c.batch},
                      {"passes", b.passes},
@@ -141,23 +160,29 @@ nlohmann::json run_case(Bench& b, const Case& c) {
                      {"samples_per_second", b.passes * c.batch / secs},
                      {"last_loss", last}};
     if (c.clip_seconds > 0) j["clip_seconds"] = c.clip_seconds;
+    if (c.prompt == train::PromptMode::Icl) {
+        j["ref_frames"] = b.ref_frames;
+        j["ref_text_tokens"] = b.ref_text_tokens;
+    }
     add_peak(j, b.device);
     return j;
 }
 
-std::vector<Case> cases(const std::vector<int64_t>& ranks, const std::vector<int64_t>& batches,
-                        const std::vector<double>& clips, int64_t frames) {
+std::vector<Case> cases(const std::vector<train::PromptMode>& prompts, const std::vector<int64_t>& ranks,
+                        const std::vector<int64_t>& batches, const std::vector<double>& clips, int64_t frames) {
     std::vector<Case> out;
     for (int64_t r : ranks)
         for (double s : clips.empty() ? std::vector<double>{0.0} : clips)
-            for (int64_t bsz : batches) {
-                Case c;
-                c.rank = r;
-                c.batch = bsz;
-                c.clip_seconds = s;
-                c.frames = s > 0 ? std::max<int64_t>(1, std::llround(s * 12.5)) : frames;
-                out.push_back(c);
-            }
+            for (int64_t bsz : batches)
+                for (train::PromptMode pm : prompts) {
+                    Case c;
+                    c.prompt = pm;
+                    c.rank = r;
+                    c.batch = bsz;
+                    c.clip_seconds = s;
+                    c.frames = s > 0 ? std::max<int64_t>(1, std::llround(s * 12.5)) : frames;
+                    out.push_back(c);
+                }
     return out;
 }
 
@@ -169,6 +194,9 @@ int main(int argc, char** argv) {
     int64_t frames = 100, text_tokens = 30, passes = 10, warmup = 2;
     std::vector<int64_t> ranks{64}, batches{1};
     std::vector<double> clips;
+    std::vector<std::string> prompt_names{"xvector", "icl"};
+    double ref_seconds = 15.0;
+    int64_t ref_text_tokens = 40;
     double max_seconds = 0;
     int threads = 0;
     app.add_option("--preset", preset, "tiny | 0.6b | 1.7b")->capture_default_str();
@@ -178,6 +206,15 @@ int main(int argc, char** argv) {
         ->delimiter(',')
         ->check(CLI::PositiveNumber);
     app.add_option("--text-tokens", text_tokens, "Text content tokens per sample")->capture_default_str();
+    app.add_option("--prompt", prompt_names, "Prompt mode(s), comma list: xvector, icl (train --prompt)")
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--ref-seconds", ref_seconds, "ICL: reference length in seconds (12.5 frames per second)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--ref-text-tokens", ref_text_tokens, "ICL: reference transcript tokens")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--rank", ranks, "LoRA rank(s), comma list")->delimiter(',')->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_option("--batch", batches, "Samples per pass, comma list")->delimiter(',')->check(CLI::PositiveNumber)
@@ -199,6 +236,10 @@ int main(int argc, char** argv) {
         b.text_tokens = text_tokens;
         b.passes = passes;
         b.warmup = warmup;
+        b.ref_frames = std::max<int64_t>(1, std::llround(ref_seconds * 12.5));
+        b.ref_text_tokens = ref_text_tokens;
+        std::vector<train::PromptMode> prompts;
+        for (const auto& n : prompt_names) prompts.push_back(train::parse_prompt_mode(n));
         torch::Dtype dtype = b.device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
         model::RandomModelSpec spec;
         spec.size = preset;
@@ -222,9 +263,10 @@ int main(int argc, char** argv) {
 
         nlohmann::json runs = nlohmann::json::array(), skipped = nlohmann::json::array();
         int64_t attached_rank = 0;
-        for (const Case& c : cases(ranks, batches, clips, frames)) {
+        for (const Case& c : cases(prompts, ranks, batches, clips, frames)) {
             if (max_seconds > 0 && seconds_since(start) > max_seconds) {
-                skipped.push_back({{"rank", c.rank}, {"batch", c.batch}, {"frames", c.frames},
+                skipped.push_back({{"prompt", train::prompt_mode_name(c.prompt)}, {"rank", c.rank}, {"batch", c.batch},
+                                   {"frames", c.frames},
                                    {"reason", fmt::format("--max-seconds {} spent", max_seconds)}});
                 continue;
             }
@@ -238,9 +280,10 @@ int main(int argc, char** argv) {
                 attached_rank = c.rank;
             }
             runs.push_back(run_case(b, c));
-            std::fprintf(stderr, "bench_train: rank %lld batch %lld frames %lld: %.2f passes/s\n",
-                         static_cast<long long>(c.rank), static_cast<long long>(c.batch),
-                         static_cast<long long>(c.frames), runs.back()["passes_per_second"].get<double>());
+            std::fprintf(stderr, "bench_train: %s rank %lld batch %lld frames %lld: %.2f passes/s, peak RSS %.0f MiB\n",
+                         train::prompt_mode_name(c.prompt).c_str(), static_cast<long long>(c.rank),
+                         static_cast<long long>(c.batch), static_cast<long long>(c.frames),
+                         runs.back()["passes_per_second"].get<double>(), runs.back()["peak_rss_mib"].get<double>());
         }
         nlohmann::json doc{{"bench", "train"},
                            {"preset", preset},
