@@ -207,7 +207,8 @@ std::string svg_bands_and_axes(const Frame& f) {
     }
     s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", f.left,
                      f.top, f.pw(), f.ph());
-    for (double v = f.lo; v <= f.hi + 1e-9; v += 0.5)
+    const double tick = f.hi - f.lo > 8 ? 2.0 : f.hi - f.lo > 3 ? 1.0 : 0.5;
+    for (double v = std::ceil(f.lo / tick - 1e-9) * tick; v <= f.hi + 1e-9; v += tick)
         s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{:.1f}</text>\n", f.left - 5, f.Y(v) + 4, v);
     return s;
 }
@@ -222,9 +223,9 @@ std::string loss_curve_svg(const TrainingCurve& c, const std::vector<std::pair<i
         "font-family=\"sans-serif\" font-size=\"11\">\n<title>{}</title>\n",
         f.W, f.H, esc(title), esc(title));
     s += svg_bands_and_axes(f);
-    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"start\">{}</text>\n", f.left, f.H - 24,
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"start\">{}</text>\n", f.left, f.H - 21,
                      c.steps.empty() ? "epoch 1" : "step 0");
-    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{} {:.0f}</text>\n", f.left + f.pw(), f.H - 24,
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{} {:.0f}</text>\n", f.left + f.pw(), f.H - 21,
                      c.steps.empty() ? "epoch" : "step", f.x1);
     s += polyline(f, c.steps, true, "#1f5fbf", 1, 0.35);
     s += polyline(f, c.steps, false, "#c0392b", 1, 0.35);
@@ -238,11 +239,15 @@ std::string loss_curve_svg(const TrainingCurve& c, const std::vector<std::pair<i
                              c.epochs[i].alexandria, f3(c.epochs[i].aligned));
     for (const auto& [epoch, label] : marks)
         for (size_t i = 0; i < c.epochs.size(); ++i)
-            if (c.epoch_numbers[i] == epoch)
+            if (c.epoch_numbers[i] == epoch) {
+                // Labels near either edge are anchored inwards so they stay inside the picture.
+                const double x = f.X(c.epochs[i].x);
+                const char* anchor = x > f.left + 0.85 * f.pw() ? "end" : x < f.left + 0.15 * f.pw() ? "start" : "middle";
                 s += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#222\" "
-                                 "stroke-dasharray=\"4 3\"/><text x=\"{0:.1f}\" y=\"{3}\" text-anchor=\"middle\" "
+                                 "stroke-dasharray=\"4 3\"/><text x=\"{0:.1f}\" y=\"{3}\" text-anchor=\"{5}\" "
                                  "font-size=\"10\">{4}</text>\n",
-                                 f.X(c.epochs[i].x), f.top, f.top + f.ph(), f.top + f.ph() + 11, esc(label));
+                                 x, f.top, f.top + f.ph(), f.top + f.ph() + 11, esc(label), anchor);
+            }
     s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#1f5fbf\">— alexandria loss</text>", f.left, f.H - 6);
     s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#c0392b\">— aligned loss</text>", f.left + 130, f.H - 6);
     s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#555\">thin: steps, thick: epoch means</text>\n", f.left + 250,
@@ -258,7 +263,7 @@ const char* kStyle = R"css(
 :root{--fg:#1b1b1b;--muted:#595959;--line:#d4d4d4;--bg:#f7f7f5;--card:#fff;--bad:#a40e0e;--good:#17621d}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
-main{max-width:78rem;margin:0 auto;padding:1rem 1.25rem 3rem}
+main{overflow-wrap:anywhere;max-width:78rem;margin:0 auto;padding:1rem 1.25rem 3rem}
 h1{font-size:1.5rem;margin:.5rem 0}
 h2{font-size:1.2rem;margin:2rem 0 .5rem;border-bottom:2px solid var(--line);padding-bottom:.2rem}
 h3{font-size:1.05rem;margin:1.2rem 0 .3rem}
@@ -359,9 +364,10 @@ std::string summary_html(const EvalReport& r) {
 std::string verdict_table_html(const EvalReport& r) {
     const SummaryTable t = summary_table(r);
     std::string s = "<section id=\"verdict\" aria-labelledby=\"verdict-h\">\n<h2 id=\"verdict-h\">Verdict</h2>\n";
+    s += "<p class=\"muted\">Held-out loss (the seed's band coloured), EOS and runaways, speaking rate (× the "
+         "dataset's), speaker similarity to the reference.</p>\n";
     s += "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"Verdict table\">\n<table id=\"summary\">\n";
-    s += "<caption class=\"muted left\">Held-out loss (the seed's band coloured), EOS and runaways, speaking rate "
-         "(× the dataset's), speaker similarity to the reference</caption>\n<thead><tr>";
+    s += "<caption class=\"left\">Verdict per adapter</caption>\n<thead><tr>";
     for (const auto& c : t.columns)
         s += fmt::format("<th scope=\"col\" class=\"col-{}{}\">{}</th>", c.key, c.left ? " left" : "", esc(c.header));
     s += "</tr></thead>\n<tbody>\n";
