@@ -121,28 +121,36 @@ ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M
 }
 
 // The kernel's own threads. libtorch's parallel_for is an OpenMP pragma in a header, i.e. serial in code compiled
-// without -fopenmp, and a second OpenMP runtime next to libtorch's would fight it for the cores. Helpers spin a
-// little between calls (a decode step issues hundreds of products microseconds apart), then sleep.
+// without -fopenmp, and a second OpenMP runtime next to libtorch's would fight it for the cores. The work is cut
+// into chunks that whoever is running takes in turn: a helper that the scheduler has not woken yet (a busy machine,
+// or libtorch's own threads still spinning) never holds the caller up, it just takes fewer chunks.
 class Pool {
 public:
     static Pool& get() {
         static Pool p;
         return p;
     }
-    int threads() const { return static_cast<int>(workers_.size()) + 1; }
-    // Runs fn(part, parts) on every thread (the caller is part 0) and returns when all are done.
-    void run(const std::function<void(int, int)>& fn) {
-        const int parts = threads();
-        if (parts == 1) return fn(0, 1);
+    // Runs fn(chunk) for chunk = 0..chunks-1, each exactly once, on the caller and the helpers.
+    void run(int chunks, const std::function<void(int)>& fn) {
+        if (workers_.empty() || chunks <= 1) {
+            for (int c = 0; c < chunks; ++c) fn(c);
+            return;
+        }
+        fn_ = &fn;
+        chunks_ = chunks;
+        next_.store(0, std::memory_order_relaxed);
+        done_.store(0, std::memory_order_relaxed);
+        open_.store(true, std::memory_order_release);
         {
             std::lock_guard<std::mutex> lock(mu_);
-            fn_ = &fn;
-            pending_.store(parts - 1, std::memory_order_relaxed);
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
-        fn(0, parts);
-        while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+        work();
+        open_.store(false, std::memory_order_release);
+        // Wait for the chunks a helper took, and for every helper to be out of this run.
+        for (int spin = 0; done_.load(std::memory_order_acquire) < chunks_ || inside_.load() != 0; ++spin)
+            if (spin > 64) std::this_thread::yield(); else _mm_pause();
     }
     ~Pool() {
         {
@@ -157,13 +165,19 @@ public:
 private:
     Pool() {
         const int n = std::max(1, at::get_num_threads());
-        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, n] { loop(i, n); });
+        for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
     }
-    void loop(int part, int parts) {
+    void work() {
+        for (int c; (c = next_.fetch_add(1, std::memory_order_acq_rel)) < chunks_;) {
+            (*fn_)(c);
+            done_.fetch_add(1, std::memory_order_acq_rel);
+        }
+    }
+    void loop() {
         uint64_t seen = 0;
         while (true) {
             uint64_t g = generation_.load(std::memory_order_acquire);
-            for (int spin = 0; g == seen && spin < 20000; ++spin) {
+            for (int spin = 0; g == seen && spin < 4000; ++spin) {
                 _mm_pause();
                 g = generation_.load(std::memory_order_acquire);
             }
@@ -174,16 +188,19 @@ private:
             }
             seen = g;
             if (stop_) return;
-            (*fn_)(part, parts);
-            pending_.fetch_sub(1, std::memory_order_acq_rel);
+            inside_.fetch_add(1, std::memory_order_acq_rel);
+            if (open_.load(std::memory_order_acquire) && generation_.load(std::memory_order_acquire) == g) work();
+            inside_.fetch_sub(1, std::memory_order_acq_rel);
         }
     }
     std::vector<std::thread> workers_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
-    const std::function<void(int, int)>* fn_ = nullptr;
+    std::atomic<int> next_{0}, done_{0}, inside_{0};
+    std::atomic<bool> open_{false};
+    const std::function<void(int)>* fn_ = nullptr;
+    int chunks_ = 0;
     bool stop_ = false;
 };
 #endif
@@ -216,18 +233,17 @@ torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight, 
     float* yp = y.data_ptr<float>();
     const bool bf16 = weight.scalar_type() == torch::kBFloat16;
     const void* wp = weight.data_ptr();
-    // Threads split the output features (in groups of 4); every output is computed by one thread, in one order.
-    auto part = [&](int p, int parts) {
-        const int64_t groups = (N + 3) / 4;
-        const int64_t n0 = std::min(N, groups * p / parts * 4), n1 = std::min(N, groups * (p + 1) / parts * 4);
+    // Chunks of output features (multiples of 4); every output is computed by one thread, in one order.
+    const int64_t groups = (N + 3) / 4;
+    const int chunks = N * K < 65536 ? 1 : static_cast<int>(std::min<int64_t>(groups, 16));
+    Pool::get().run(chunks, [&](int c) {
+        const int64_t n0 = std::min(N, groups * c / chunks * 4), n1 = std::min(N, groups * (c + 1) / chunks * 4);
         if (n0 >= n1) return;
         if (bf16)
             rows_kernel(xp, static_cast<const uint16_t*>(wp), yp, M, N, K, n0, n1);
         else
             rows_kernel(xp, static_cast<const float*>(wp), yp, M, N, K, n0, n1);
-    };
-    if (N * K < 65536) part(0, 1);  // too small to share
-    else Pool::get().run(part);
+    });
     if (bias.defined()) y.add_(bias.to(torch::kFloat32));
     auto sizes = x.sizes().vec();
     sizes.back() = N;
