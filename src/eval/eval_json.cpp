@@ -56,6 +56,8 @@ json to_json(const OutputCheck& o) {
                   {"silent", o.silent},
                   {"clipped", o.clipped},
                   {"chars_per_second", num(o.rate)},
+                  {"syllables_per_second_first_third", num(o.thirds.first)},
+                  {"syllables_per_second_last_third", num(o.thirds.last)},
                   {"expected_seconds", num(o.duration.expected_seconds)},
                   {"duration_ratio", num(o.duration.ratio)},
                   {"duration_outlier", o.duration.outlier},
@@ -84,6 +86,7 @@ json to_json(const GenerationSummary& g) {
                 {"silent", g.silent},
                 {"clipped", g.clipped},
                 {"duration_outliers", g.duration_outliers},
+                {"speaking_rate_thirds", {{"outputs", g.thirds_outputs}, {"drift_last_over_first", num(g.thirds_drift)}}},
                 {"audio_seconds", g.audio_seconds},
                 {"compute_seconds", g.compute_seconds}};
 }
@@ -94,6 +97,7 @@ json to_json(const AdapterEval& a, bool judged) {
     json j{{"label", a.label},
            {"dir", a.dir},
            {"language", a.language},
+           {"prompt", a.prompt},
            {"held_out_loss", a.loss ? to_json(*a.loss) : json(nullptr)},
            {"generation", to_json(a.generation)},
            {"outputs", outs},

@@ -203,6 +203,19 @@ std::string recorded_language(const std::string& adapter_dir) {
     return l;
 }
 
+std::string recorded_prompt(const std::string& adapter_dir) {
+    const fs::path d = folder_path(adapter_dir);
+    auto prompt_of = [](const fs::path& meta_path) -> std::string {
+        auto m = read_json_object(meta_path);
+        if (m && m->contains("prompt") && (*m)["prompt"].is_string()) return lower((*m)["prompt"].get<std::string>());
+        return "";
+    };
+    std::string p = prompt_of(d / synth::kTrainingMetaFile);
+    if (p.empty() && d.parent_path().filename() == "checkpoints")
+        p = prompt_of(d.parent_path().parent_path() / synth::kTrainingMetaFile);
+    return p == "icl" ? "icl" : "xvector";
+}
+
 // ---- the run, step by step ---------------------------------------------------------------------------------------
 
 namespace {
@@ -301,6 +314,7 @@ struct HeldOutSet {
     fs::path reference;           // the reference audio (the clone reference of every generation)
     std::string reference_source;
     torch::Tensor speaker;        // [hidden] fp32 CPU
+    torch::Tensor ref_codes;      // [frames, 16] the reference's codes (ICL prompts)
 };
 
 HeldOutSet prepare_held_out(const dataset::Dataset& ds, const std::optional<std::vector<int>>& val_lines,
@@ -312,6 +326,7 @@ HeldOutSet prepare_held_out(const dataset::Dataset& ds, const std::optional<std:
     if (val_lines) popt.only_lines = *val_lines;
     popt.codec = &synth.codec();
     popt.speaker_encoder = &synth.model()->speaker_encoder;
+    popt.reference_codes = true;  // ICL adapters are scored with the reference in the prompt
     popt.log = o.log;
     dataset::PrepareResult prep = dataset::prepare(ds.dir, synth.model_dir(), popt);
 
@@ -337,6 +352,7 @@ HeldOutSet prepare_held_out(const dataset::Dataset& ds, const std::optional<std:
     h.reference = prep.reference;
     h.reference_source = prep.reference_source;
     h.speaker = prep.speaker_embedding();
+    h.ref_codes = prep.load_reference_codes();
     const int64_t hidden = synth.config().talker.hidden_size;
     if (h.speaker.numel() != hidden)
         throw Error(fmt::format("speaker embedding has {} values, the talker is {} wide", h.speaker.numel(), hidden));
@@ -349,7 +365,13 @@ struct Conditioning {
     std::vector<float> ref_vector;  // same, fp32 CPU, for similarities
     std::string reference;          // reference audio path (the clone reference of every generation)
     double dataset_rate = kNaN;     // chars/s of the dataset's own clips
+    std::string ref_text;           // ref_text.txt, trimmed ("" when missing): the ICL prompt's transcript
 };
+
+std::string prompt_for(const EvalOptions& o, const std::string& adapter) {
+    if (!o.prompt.empty()) return lower(o.prompt);
+    return adapter.empty() ? std::string("xvector") : recorded_prompt(adapter);
+}
 
 // ref_text.txt against ref.wav (the seed's "ref.wav mismatch" row).
 std::optional<RefCheck> reference_check(const dataset::Dataset& ds, double dataset_rate) {
@@ -365,6 +387,26 @@ std::optional<RefCheck> reference_check(const dataset::Dataset& ds, double datas
     }
 }
 
+std::string reference_transcript(const dataset::Dataset& ds) {
+    if (!ds.ref_text) return "";
+    const std::string& t = *ds.ref_text;
+    auto b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
+    return b == std::string::npos ? "" : t.substr(b, e - b + 1);
+}
+
+// An ICL prompt needs the reference's transcript; said before any work.
+void check_prompt_modes(const EvalOptions& o, const std::string& ref_text) {
+    if (!o.prompt.empty() && lower(o.prompt) != "xvector" && lower(o.prompt) != "icl")
+        throw InputError(fmt::format("--prompt: '{}' is not a prompt mode (xvector, icl)", o.prompt));
+    if (!ref_text.empty()) return;
+    for (const auto& a : o.adapters)
+        if (prompt_for(o, a) == "icl")
+            throw InputError(fmt::format("{}: {} is evaluated in ICL mode, which needs the exact transcript of the "
+                                         "reference in the dataset's ref_text.txt (missing or empty); or pass "
+                                         "--prompt xvector",
+                                         o.data, a));
+}
+
 std::string language_for(const EvalOptions& o, const std::string& adapter) {
     if (!o.language.empty()) return lower(o.language);
     std::string l = adapter.empty() ? "" : recorded_language(adapter);
@@ -372,12 +414,18 @@ std::string language_for(const EvalOptions& o, const std::string& adapter) {
 }
 
 HeldOutLoss loss_with_language(synth::Synthesizer& synth, const HeldOutSet& held, const Conditioning& cond,
-                               const std::string& language) {
+                               const std::string& language, const std::string& prompt) {
     const auto& cfg = synth.config();
     train::PromptContext ctx;
     ctx.ids = train::LayoutIds::from_config(cfg);
     ctx.prefix = train::codec_prefix(cfg, language);
     ctx.speaker = cond.speaker;
+    if (prompt == "icl") {  // the sequences train --prompt icl trained on
+        auto ids = text::encode_reference_text(synth.tokenizer(), cond.ref_text);
+        ctx.mode = train::PromptMode::Icl;
+        ctx.ref_content.assign(ids.begin(), ids.end());
+        ctx.ref_codes = held.ref_codes;
+    }
     HeldOutLoss h = held_out_loss(synth.model()->talker, ctx, held.samples);
     h.split = held.split;
     h.note = held.note;
@@ -385,9 +433,9 @@ HeldOutLoss loss_with_language(synth::Synthesizer& synth, const HeldOutSet& held
     return h;
 }
 
-// Who speaks: a label (the WAV folder), the adapter folder ("" = the base model) and the prompt language.
+// Who speaks: a label (the WAV folder), the adapter folder ("" = the base model), the prompt language and mode.
 struct Voice {
-    std::string label, adapter, language;
+    std::string label, adapter, language, prompt;
 };
 
 // One prompt and seed: generated, measured, its WAV written to OUT/<label>/<prompt>-s<seed>.wav.
@@ -402,6 +450,7 @@ OutputCheck generate_one(synth::Synthesizer& synth, const Voice& v, const Prompt
     u.text = p.text;
     u.language = v.language;
     u.ref_audio = cond.reference;
+    if (v.prompt == "icl") u.ref_text = cond.ref_text;  // the reference's codes and transcript in the prompt
     u.adapter = v.adapter.empty() ? "-" : v.adapter;
     u.seed = seed;
     u.max_frames = o.max_frames;
@@ -431,6 +480,7 @@ OutputCheck generate_one(synth::Synthesizer& synth, const Voice& v, const Prompt
         return c;
     }
     measure_audio(c, io::audio_stats(a), cond.dataset_rate);
+    c.thirds = thirds_rate(a.samples, a.sample_rate);
     if (!c.silent) {
         try {
             c.similarity = cosine_similarity(
@@ -447,9 +497,13 @@ OutputCheck generate_one(synth::Synthesizer& synth, const Voice& v, const Prompt
 
 std::string output_line(const std::string& label, const OutputCheck& c) {
     if (c.failed) return fmt::format("[EVAL] {} {} seed {}: FAILED: {}", label, c.prompt_id, c.seed, c.error);
-    return fmt::format("[EVAL] {} {} seed {}: {:.2f} s, {} frames, {}{}{}", label, c.prompt_id, c.seed, c.seconds,
+    return fmt::format("[EVAL] {} {} seed {}: {:.2f} s, {} frames, {}{}{}{}", label, c.prompt_id, c.seed, c.seconds,
                        c.frames, c.hit_cap ? "HIT THE CAP" : "EOS",
                        std::isfinite(c.rate) ? fmt::format(", {:.1f} chars/s", c.rate) : "",
+                       std::isfinite(c.thirds.first) && std::isfinite(c.thirds.last)
+                           ? fmt::format(", {:.1f} → {:.1f} syllables/s (first → last third)", c.thirds.first,
+                                         c.thirds.last)
+                           : "",
                        c.similarity ? fmt::format(", similarity {:.3f}", *c.similarity) : "");
 }
 
@@ -485,10 +539,11 @@ AdapterEval evaluate_base(synth::Synthesizer& synth, const std::vector<Prompt>& 
     AdapterEval b;
     b.label = kBaseLabel;
     b.language = language_for(o, o.adapters.front());
+    b.prompt = prompt_for(o, o.adapters.front());
     synth.use_adapter("");
-    if (o.log) o.log(fmt::format("[EVAL] base model (no adapter), language {}", b.language));
-    if (o.loss) b.loss = loss_with_language(synth, held, cond, b.language);
-    if (o.generate) b.outputs = generate_all(synth, {b.label, "", b.language}, prompts, cond, o, out);
+    if (o.log) o.log(fmt::format("[EVAL] base model (no adapter), language {}, prompt {}", b.language, b.prompt));
+    if (o.loss) b.loss = loss_with_language(synth, held, cond, b.language, b.prompt);
+    if (o.generate) b.outputs = generate_all(synth, {b.label, "", b.language, b.prompt}, prompts, cond, o, out);
     b.generation = summarize(b.outputs, cond.dataset_rate);
     return b;
 }
@@ -501,16 +556,18 @@ AdapterEval evaluate_adapter(synth::Synthesizer& synth, const std::string& label
     a.label = label;
     a.dir = dir;
     a.language = language_for(o, a.dir);
+    a.prompt = prompt_for(o, a.dir);
     a.training = training_summary(a.dir);
     synth.use_adapter(a.dir);
-    if (o.log) o.log(fmt::format("[EVAL] adapter {} ({}), language {}", a.label, a.dir, a.language));
+    if (o.log)
+        o.log(fmt::format("[EVAL] adapter {} ({}), language {}, prompt {}", a.label, a.dir, a.language, a.prompt));
     if (o.loss) {
-        a.loss = loss_with_language(synth, held, cond, a.language);
+        a.loss = loss_with_language(synth, held, cond, a.language, a.prompt);
         if (o.log)
             o.log(fmt::format("[EVAL] {} held-out loss: alexandria {:.4f}, aligned {:.4f} ({} clips, {})", a.label,
                               a.loss->alexandria.total, a.loss->aligned.total, a.loss->samples, held.split));
     }
-    if (o.generate) a.outputs = generate_all(synth, {a.label, a.dir, a.language}, prompts, cond, o, out);
+    if (o.generate) a.outputs = generate_all(synth, {a.label, a.dir, a.language, a.prompt}, prompts, cond, o, out);
     a.generation = summarize(a.outputs, cond.dataset_rate);
     JudgeInput in;
     if (a.loss) in.loss = a.loss->verdict;
@@ -564,7 +621,9 @@ json settings_json(const RunFacts& f, const EvalOptions& o) {
         {"min_frames", o.min_frames},
         {"language", o.language.empty() ? json("per adapter (training_meta.json), else english") : json(lower(o.language))},
         {"sampling", "generation_config.json (seeded)"},
-        {"voice", "x-vector clone of the dataset's reference, with and without the adapter"},
+        {"voice", "clone of the dataset's reference, with and without the adapter: x-vector, or ICL (the reference's "
+                  "codes and ref_text.txt in the prompt) for adapters trained with --prompt icl"},
+        {"prompt", o.prompt.empty() ? json("per adapter (training_meta.json), else xvector") : json(lower(o.prompt))},
         {"compare_base", o.compare_base},
         {"loss", o.loss},
         {"generate", o.generate}};
@@ -642,6 +701,7 @@ EvalReport evaluate(const EvalOptions& o) {
     const auto t_start = clock_type::now();
     check_options(o);
     const Inputs in = read_inputs(o);
+    check_prompt_modes(o, reference_transcript(in.ds));
     const torch::Device device = parse_device(o.device);
     const torch::Dtype dtype = parse_dtype(o.dtype, device);
     synth::Synthesizer synth = load_base_model(o, device, dtype);
@@ -652,7 +712,7 @@ EvalReport evaluate(const EvalOptions& o) {
     const PooledRate ds_rate = dataset_speaking_rate(in.ds, &rate_skipped);
     const HeldOutSet held = prepare_held_out(in.ds, in.val_lines, synth, o, device);
     const Conditioning cond{held.speaker.to(device, dtype), to_vector(held.speaker), held.reference.string(),
-                            ds_rate.chars_per_second};
+                            ds_rate.chars_per_second, reference_transcript(in.ds)};
     const std::optional<RefCheck> ref_check = reference_check(in.ds, cond.dataset_rate);
 
     EvalReport rep;

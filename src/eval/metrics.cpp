@@ -122,10 +122,80 @@ void measure_audio(OutputCheck& c, const io::AudioStats& st, double dataset_rate
     c.duration = duration_check(c.characters, c.speech_seconds, dataset_rate);
 }
 
+namespace {
+
+constexpr double kNucleusRangeDb = 25, kNucleusDipDb = 2, kSilenceBelowPeakDb = 40;
+
+// Energy in dB per 10 ms hop of samples [begin, end).
+std::vector<double> hop_energy_db(const std::vector<float>& s, int sample_rate, size_t begin, size_t end) {
+    const size_t hop = static_cast<size_t>(std::max(1, sample_rate / 100));
+    std::vector<double> e;
+    for (size_t i = begin; i + hop <= end && i + hop <= s.size(); i += hop) {
+        double acc = 0;
+        for (size_t k = i; k < i + hop; ++k) acc += double(s[k]) * double(s[k]);
+        e.push_back(10 * std::log10(acc / double(hop) + 1e-12));
+    }
+    return e;
+}
+
+std::vector<double> smooth5(const std::vector<double>& e) {
+    std::vector<double> out(e.size());
+    for (size_t i = 0; i < e.size(); ++i) {
+        double acc = 0;
+        int n = 0;
+        for (size_t j = i >= 2 ? i - 2 : 0; j <= i + 2 && j < e.size(); ++j, ++n) acc += e[j];
+        out[i] = acc / n;
+    }
+    return out;
+}
+
+}  // namespace
+
+double syllable_rate(const std::vector<float>& samples, int sample_rate, size_t begin, size_t end) {
+    end = std::min(end, samples.size());
+    if (sample_rate <= 0 || end <= begin) return kNaN;
+    const std::vector<double> env = smooth5(hop_energy_db(samples, sample_rate, begin, end));
+    if (env.size() < 3) return kNaN;
+    const double loudest = *std::max_element(env.begin(), env.end());
+    int nuclei = 0;
+    double last_peak = -std::numeric_limits<double>::infinity(), dip = std::numeric_limits<double>::infinity();
+    for (size_t i = 1; i + 1 < env.size(); ++i) {
+        dip = std::min(dip, env[i]);
+        const bool peak = env[i] > env[i - 1] && env[i] >= env[i + 1] && env[i] >= loudest - kNucleusRangeDb;
+        if (!peak) continue;
+        if (env[i] - dip >= kNucleusDipDb && (nuclei == 0 || last_peak - dip >= kNucleusDipDb)) {
+            ++nuclei;
+            last_peak = env[i];
+            dip = env[i];
+        } else if (env[i] > last_peak) {
+            last_peak = env[i];  // the same nucleus, louder: no dip in between
+            dip = env[i];
+        }
+    }
+    return nuclei / (double(end - begin) / sample_rate);
+}
+
+ThirdsRate thirds_rate(const std::vector<float>& samples, int sample_rate) {
+    ThirdsRate t;
+    if (sample_rate <= 0) return t;
+    const std::vector<double> e = hop_energy_db(samples, sample_rate, 0, samples.size());
+    if (e.empty()) return t;
+    const double loudest = *std::max_element(e.begin(), e.end());
+    size_t first = 0, last = e.size();
+    while (first < last && e[first] < loudest - kSilenceBelowPeakDb) ++first;
+    while (last > first && e[last - 1] < loudest - kSilenceBelowPeakDb) --last;
+    const size_t hop = static_cast<size_t>(std::max(1, sample_rate / 100));
+    const size_t b = first * hop, n = (last - first) * hop;
+    if (double(n) / sample_rate < kThirdsMinSeconds) return t;
+    t.first = syllable_rate(samples, sample_rate, b, b + n / 3);
+    t.last = syllable_rate(samples, sample_rate, b + n - n / 3, b + n);
+    return t;
+}
+
 GenerationSummary summarize(const std::vector<OutputCheck>& outputs, double dataset_rate) {
     GenerationSummary g;
     std::vector<RateSample> rates;
-    double sim_sum = 0;
+    double sim_sum = 0, drift_sum = 0;
     for (const auto& o : outputs) {
         ++g.outputs;
         g.compute_seconds += o.compute_seconds;
@@ -147,6 +217,10 @@ GenerationSummary summarize(const std::vector<OutputCheck>& outputs, double data
         // A runaway is long by construction and already counted as one.
         if (o.duration.outlier && !o.hit_cap) ++g.duration_outliers;
         if (!o.hit_cap && !o.silent) rates.push_back({o.characters, o.speech_seconds});
+        if (std::isfinite(o.thirds.first) && std::isfinite(o.thirds.last) && o.thirds.first > 0) {
+            drift_sum += o.thirds.last / o.thirds.first;
+            ++g.thirds_outputs;
+        }
         if (o.similarity && std::isfinite(*o.similarity)) {
             double s = *o.similarity;
             sim_sum += s;
@@ -163,6 +237,7 @@ GenerationSummary summarize(const std::vector<OutputCheck>& outputs, double data
     g.rate = pooled_rate(rates);
     g.rate_ratio = ratio_or_nan(g.rate.chars_per_second, dataset_rate);
     if (g.similarity_count > 0) g.similarity_mean = sim_sum / g.similarity_count;
+    if (g.thirds_outputs > 0) g.thirds_drift = drift_sum / g.thirds_outputs;
     return g;
 }
 

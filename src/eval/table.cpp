@@ -19,6 +19,7 @@ TableRow table_row(const AdapterEval& a, bool judged) {
     row.usable = judged && a.verdict.usable;
     row.band = a.loss ? plan::loss_band_name(a.loss->verdict.band) : "";
     row.cells = {a.label,
+                 a.prompt,
                  a.loss ? f3(a.loss->alexandria.total) : "-",
                  a.loss ? a.loss->verdict.name : "-",
                  a.loss ? f3(a.loss->aligned.total) : "-",
@@ -49,7 +50,7 @@ double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : k
 
 SummaryTable summary_table(const EvalReport& r) {
     SummaryTable t;
-    t.columns = {{"adapter", "adapter", 14, true},   {"loss", "loss", 8},          {"band", "band", 20, true},
+    t.columns = {{"adapter", "adapter", 14, true},   {"prompt", "prompt", 8, true},   {"loss", "loss", 8},          {"band", "band", 20, true},
                  {"aligned", "aligned", 8},          {"eos", "EOS", 7},            {"runaway", "runaway", 8},
                  {"short", "short", 8},              {"rate", "rate (×ds)", 11},   {"similarity", "similarity", 11},
                  {"verdict", "verdict", 0, true, "  "}};
@@ -79,6 +80,9 @@ std::string format_table(const EvalReport& r) {
             for (const auto& e : f.evidence) s += fmt::format("      {}\n", e);
         }
         const auto& g = a.generation;
+        if (g.thirds_outputs > 0)
+            s += fmt::format("  speaking rate, last third / first third of {} long output{}: {} (1 = steady)\n",
+                             g.thirds_outputs, g.thirds_outputs == 1 ? "" : "s", f2(g.thirds_drift));
         if (g.silent || g.clipped || g.duration_outliers)
             s += fmt::format("  silent {} and clipped {} of {} outputs; duration outliers {} of {} that ended on EOS\n",
                              g.silent, g.clipped, g.eos + g.runaway, g.duration_outliers, g.eos);

@@ -71,6 +71,7 @@ std::optional<std::string> expected_cell(const std::string& key, const json& a, 
     const json& g = a["generation"];
     const int measured = g["eos"].get<int>() + g["runaway"].get<int>();
     if (key == "adapter") return a["label"].get<std::string>();
+    if (key == "prompt") return a["prompt"].get<std::string>();
     if (key == "loss") return l.is_null() ? "-" : f("{:.3f}", l["alexandria"]["loss"]);
     if (key == "band") return l.is_null() ? "-" : l["verdict"]["band"].get<std::string>();
     if (key == "aligned") return l.is_null() ? "-" : f("{:.3f}", l["aligned"]["loss"]);

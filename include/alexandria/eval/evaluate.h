@@ -72,6 +72,9 @@ std::string adapter_label(const std::string& dir, const std::vector<std::string>
 // The training language recorded with an adapter: its training_meta.json `language`, else that of the adapter two
 // levels up when the folder is OUT/checkpoints/epoch-N; "" when none is recorded.
 std::string recorded_language(const std::string& adapter_dir);
+// The prompt mode an adapter was trained with (training_meta.json `prompt`, found as recorded_language finds the
+// language): "icl" or "xvector" (also when none is recorded: train_lora.py and older runs are x-vector).
+std::string recorded_prompt(const std::string& adapter_dir);
 
 struct EvalOptions {
     std::string model;                  // folder or HF id
@@ -83,6 +86,9 @@ struct EvalOptions {
     std::string out = "eval";           // WAVs + eval.json (+ report.html); checked writable before any work
     bool html_report = false;           // also write OUT/report.html (the command line: when --out is given)
     std::string language;               // "" = each adapter's recorded language, else "english" (train's default)
+    // "" = each adapter's training prompt mode (recorded_prompt; the base model takes the first adapter's), else
+    // "xvector" | "icl". ICL: the dataset's reference clip and ref_text.txt in every prompt and held-out sequence.
+    std::string prompt;
     std::string device = "cpu";
     std::string dtype = "auto";         // auto: f32 on the CPU, bf16 on CUDA
     int64_t max_frames = 0;             // 0 = generation_config.json's max_new_tokens
@@ -99,6 +105,7 @@ struct EvalOptions {
 struct AdapterEval {
     std::string label, dir;
     std::string language;
+    std::string prompt = "xvector";   // "xvector" | "icl": how it was prompted (loss and generation)
     std::optional<HeldOutLoss> loss;
     std::vector<OutputCheck> outputs;
     GenerationSummary generation;

@@ -25,6 +25,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kMaxClippedFraction = 0.01;  // field survey §6.6: clipping > 1 % flags a clip
 constexpr double kRateRatioLow = 0.90;        // field survey §6.3: speaking-rate ratio 0.90-1.15 is normal
 constexpr double kRateRatioHigh = 1.15;       //   above: "fast/rushed speech"
+constexpr double kThirdsMinSeconds = 6.0;     // outputs with this much speech get a speaking rate per third
 // A duration is an outlier when speech/expected is outside [0.5, 2] AND differs by more than 0.75 s (so "Oh!",
 // whose expected 0.2 s is shorter than any real "Oh!", is not flagged for lasting 0.5 s). Our choice: the
 // survey names the ratio, not its bounds.
@@ -68,6 +69,19 @@ struct DurationCheck {
 };
 DurationCheck duration_check(int64_t characters, double speech_seconds, double dataset_rate);
 
+// The speaking rate of a stretch of audio, acoustically (no transcript alignment needed): syllable nuclei, i.e.
+// peaks of the 10 ms energy envelope (smoothed over 50 ms) within 25 dB of the stretch's loudest that rise at least
+// 2 dB above the dip since the previous nucleus, per second. Samples [begin, end) of a mono clip.
+double syllable_rate(const std::vector<float>& samples, int sample_rate, size_t begin, size_t end);
+
+// A long output's speech (leading and trailing silence cut) in three equal stretches: the first's and the last's
+// syllable rate, so a drift over the line is visible (the streaming text layout speeds up: issue 14). NaN for
+// outputs with less than kThirdsMinSeconds of speech.
+struct ThirdsRate {
+    double first = kNaN, last = kNaN;  // syllables per second
+};
+ThirdsRate thirds_rate(const std::vector<float>& samples, int sample_rate);
+
 // One generated utterance, measured.
 struct OutputCheck {
     std::string prompt_id;
@@ -81,6 +95,7 @@ struct OutputCheck {
     double seconds = 0, speech_seconds = 0, peak = 0, rms = 0, clipped_fraction = 0;
     bool silent = false, clipped = false;
     double rate = kNaN;         // characters / speech seconds
+    ThirdsRate thirds;          // syllables/s in the first and last third of the speech (long outputs)
     DurationCheck duration;
     std::optional<double> similarity;  // to the reference's speaker vector (absent: not measurable)
     std::string wav;            // where the audio was written ("" = not written)
@@ -102,6 +117,8 @@ struct GenerationSummary {
     int similarity_count = 0;
     double similarity_mean = kNaN, similarity_min = kNaN, similarity_max = kNaN;
     int silent = 0, clipped = 0, duration_outliers = 0;  // outliers among the outputs that ended on EOS
+    int thirds_outputs = 0;                       // outputs with a rate per third
+    double thirds_drift = kNaN;                   // mean of last-third / first-third rate over them (1 = steady)
     double compute_seconds = 0, audio_seconds = 0;
 };
 GenerationSummary summarize(const std::vector<OutputCheck>& outputs, double dataset_rate);
