@@ -162,6 +162,9 @@ TEST_CASE("eval: a runaway adapter exits 3 with the table on stderr and eval.jso
     CHECK(j["adapters"][0]["generation"]["runaway_rate"] == 1.0);
     CHECK(fs::exists(out / "adapter" / "p02-s1.wav"));
     CHECK(fs::exists(out / "base" / "p01-s0.wav"));
+    CHECK(j["report"] == "report.html");  // --out given: the page to listen with
+    CHECK(fs::exists(out / "report.html"));
+    CHECK(r.err.find((out / "report.html").string()) != std::string::npos);
 
     r = run(args + " --no-gate --json --no-base", t.path);
     INFO(r.err);
@@ -170,6 +173,32 @@ TEST_CASE("eval: a runaway adapter exits 3 with the table on stderr and eval.jso
     CHECK(k == json::parse(slurp(out / "eval.json")));
     CHECK(k["usable"] == false);
     CHECK(k["base"].is_null());
+}
+
+TEST_CASE("eval: report.html only with --out; an unwritable --out exits 2 before any generation") {
+    TempDir t;
+    auto data = copy_tiny_voice(t.path);
+    const std::string args = "eval --model " + quote(fx().model) + " --adapter " + quote(fx().adapter) + " --data " +
+                             quote(data.string()) + " --prompts " + quote(prompts_file(t.path)) +
+                             " --seeds 1 --max-frames 2 --no-base";
+    fs::create_directories(t / "cwd");
+    auto r = shell("cd " + quote((t / "cwd").string()) + " && " + quote(binary()) + " " + args, t.path);
+    INFO(r.err);
+    CHECK(r.code == 3);
+    CHECK(fs::exists(t / "cwd" / "eval" / "eval.json"));  // the default folder, as always
+    CHECK_FALSE(fs::exists(t / "cwd" / "eval" / "report.html"));
+    CHECK_FALSE(fs::exists(t / "cwd" / "eval" / "reference"));
+    CHECK(json::parse(slurp(t / "cwd" / "eval" / "eval.json"))["report"].is_null());
+
+    std::ofstream(t / "a-file") << "x";
+    r = run(args + " --out " + quote((t / "a-file" / "eval").string()), t.path);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--out") != std::string::npos);
+    CHECK(r.err.find("[EVAL] Loading model") == std::string::npos);
+    r = run(args + " --out /proc/alexandria-eval-test", t.path);  // refused even to root, by the real probe
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--out") != std::string::npos);
+    CHECK(r.err.find("[EVAL] adapter") == std::string::npos);
 }
 
 TEST_CASE("examples/Makefile: check -> prepare -> train -> eval -> synth -> book on the tiny preset", "[.pipeline][pipeline]") {
