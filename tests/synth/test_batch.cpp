@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Synthesizer& synth() {
+Synthesizer& batch_synth() {
     static Synthesizer s([] {
         LoadOptions o;
         o.model = test::tiny().model;
@@ -37,7 +37,7 @@ struct Line {
 };
 
 std::vector<Line> lines(bool greedy) {
-    auto& s = synth();
+    auto& s = batch_synth();
     std::vector<Line> out;
     for (size_t i = 0; i < kTexts.size(); ++i) {
         Utterance u;
@@ -58,7 +58,7 @@ std::map<int64_t, GenerateResult> run_batch(const std::vector<Line>& ls, int64_t
     std::map<int64_t, GenerateResult> got;
     size_t next = 0;
     auto st = generate_batch(
-        synth().model()->talker, batch,
+        batch_synth().model()->talker, batch,
         [&](GenerateJob& job) {
             if (next == ls.size()) return false;
             job.id = static_cast<int64_t>(next);
@@ -80,7 +80,7 @@ void check_same_as_alone(bool greedy) {
     std::vector<GenerateResult> alone;
     int64_t frames = 0;
     for (auto& l : ls) {
-        alone.push_back(generate_codes(synth().model()->talker, l.prompt, l.opts));
+        alone.push_back(generate_codes(batch_synth().model()->talker, l.prompt, l.opts));
         frames += alone.back().codes.size(0);
     }
     for (int64_t batch : {2, 3, 8}) {
@@ -109,7 +109,7 @@ TEST_CASE("batched lines: sampled codes equal each line alone with its own seed"
 
 TEST_CASE("batched lines: EOS ends a row early and the row is refilled; frames are reported per line") {
     auto ls = lines(false);
-    const int64_t eos = synth().config().talker.codec_eos_token_id;
+    const int64_t eos = batch_synth().config().talker.codec_eos_token_id;
     // Line 1 stops after 2 frames (its EOS forced), everyone else runs to its cap.
     for (size_t i = 0; i < ls.size(); ++i)
         ls[i].opts.logits_hook = [eos, i](torch::Tensor& l, int64_t step) {
@@ -119,7 +119,7 @@ TEST_CASE("batched lines: EOS ends a row early and the row is refilled; frames a
     std::map<int64_t, GenerateResult> got;
     size_t next = 0;
     generate_batch(
-        synth().model()->talker, 2,
+        batch_synth().model()->talker, 2,
         [&](GenerateJob& job) {
             if (next == ls.size()) return false;
             job.id = static_cast<int64_t>(next);
@@ -143,7 +143,7 @@ TEST_CASE("batched lines: EOS ends a row early and the row is refilled; frames a
         CHECK(torch::equal(torch::cat(streamed[int64_t(i)]), got[int64_t(i)].codes));
     }
     // The same as alone (forced EOS included).
-    auto alone = generate_codes(synth().model()->talker, ls[3].prompt, ls[3].opts);
+    auto alone = generate_codes(batch_synth().model()->talker, ls[3].prompt, ls[3].opts);
     CHECK(torch::equal(alone.codes, got[3].codes));
 }
 
@@ -154,7 +154,7 @@ TEST_CASE("batched lines must share sampling settings") {
 }
 
 TEST_CASE("speak_batch: each line's audio equals speak() of it alone; a failing line does not stop the others") {
-    auto& s = synth();
+    auto& s = batch_synth();
     std::vector<Utterance> us;
     for (size_t i = 0; i < 4; ++i) {
         Utterance u;
@@ -183,7 +183,7 @@ TEST_CASE("speak_batch: each line's audio equals speak() of it alone; a failing 
 }
 
 TEST_CASE("streamed audio is the finished line's audio, and starts within the first block of frames") {
-    auto& s = synth();
+    auto& s = batch_synth();
     Utterance u;
     u.text = kTexts[1];
     u.ref_audio = test::tiny().ref_wav;
@@ -213,9 +213,11 @@ TEST_CASE("streamed audio is the finished line's audio, and starts within the fi
     g.max_frames = 30;
     g.seed = 5;
     auto gen = generate_codes(s.model()->talker, s.prepare(u).tensors, g);
-    auto a = decode_in_blocks(s.codec(), gen.codes), b = s.codec().decode(gen.codes);
+    std::vector<float> a = decode_in_blocks(s.codec(), gen.codes);
+    std::vector<float> b = s.codec().decode(gen.codes);
     REQUIRE(a.size() == b.size());
-    auto ta = torch::from_blob(a.data(), {int64_t(a.size())}), tb = torch::from_blob(b.data(), {int64_t(b.size())});
+    auto ta = torch::from_blob(a.data(), {static_cast<int64_t>(a.size())});
+    auto tb = torch::from_blob(b.data(), {static_cast<int64_t>(b.size())});
     CHECK((ta - tb).abs().max().item<float>() < 1e-4);
 }
 
@@ -235,7 +237,7 @@ TEST_CASE("script: --batch renders the same files as one line at a time") {
         o.defaults.ref_audio = test::tiny().ref_wav;
         o.defaults.max_frames = 8;
         std::vector<int> order;
-        auto rep = render_script(synth(), o, [&](const LineReport& l, const ScriptProgress& p) {
+        auto rep = render_script(batch_synth(), o, [&](const LineReport& l, const ScriptProgress& p) {
             order.push_back(l.line);
             CHECK(p.done == static_cast<int>(order.size()));
         });
@@ -256,9 +258,9 @@ TEST_CASE("script: --batch renders the same files as one line at a time") {
 TEST_CASE("the static decode form (what CUDA graphs capture) gives the codes of the ordinary loop") {
     auto ls = lines(true);
     for (size_t i : {0, 3}) {
-        auto a = generate_codes(synth().model()->talker, ls[i].prompt, ls[i].opts);
+        auto a = generate_codes(batch_synth().model()->talker, ls[i].prompt, ls[i].opts);
         std::vector<torch::Tensor> streamed;
-        auto b = generate_codes_static(synth().model()->talker, ls[i].prompt, ls[i].opts,
+        auto b = generate_codes_static(batch_synth().model()->talker, ls[i].prompt, ls[i].opts,
                                        [&](int64_t, const torch::Tensor& f) { streamed.push_back(f.clone()); });
         CHECK(a.hit_cap == b.hit_cap);
         REQUIRE(a.codes.sizes() == b.codes.sizes());
@@ -266,7 +268,7 @@ TEST_CASE("the static decode form (what CUDA graphs capture) gives the codes of 
         CHECK(torch::equal(torch::cat(streamed), b.codes));
     }
     auto sampled = lines(false);
-    auto a = generate_codes(synth().model()->talker, sampled[3].prompt, sampled[3].opts);
-    auto b = generate_codes_static(synth().model()->talker, sampled[3].prompt, sampled[3].opts);
+    auto a = generate_codes(batch_synth().model()->talker, sampled[3].prompt, sampled[3].opts);
+    auto b = generate_codes_static(batch_synth().model()->talker, sampled[3].prompt, sampled[3].opts);
     CHECK(torch::equal(a.codes, b.codes));  // the same draws: multinomial's own algorithm, without its checks
 }
