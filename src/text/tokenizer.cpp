@@ -2,6 +2,11 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -75,12 +80,14 @@ public:
         arena_.reserve(n * 8);
     }
     const int32_t* find(std::string_view key) const {
-        if (slots_.empty()) return nullptr;
+        if (nslots() == 0) return nullptr;
         const uint64_t h = hash(key);
+        const Slot* slots = slot_data();
+        const char* arena = arena_data();
         for (size_t i = size_t(h) & mask_;; i = (i + 1) & mask_) {
-            const Slot& s = slots_[i];
+            const Slot& s = slots[i];
             if (s.value < 0) return nullptr;
-            if (s.hash == uint32_t(h) && s.len == key.size() && std::memcmp(arena_.data() + s.off, key.data(), s.len) == 0)
+            if (s.hash == uint32_t(h) && s.len == key.size() && std::memcmp(arena + s.off, key.data(), s.len) == 0)
                 return &s.value;
         }
     }
@@ -103,26 +110,32 @@ public:
         }
     }
     size_t size() const { return count_; }
-    std::string_view key_at(uint32_t off, uint32_t len) const { return std::string_view(arena_.data() + off, len); }
+    std::string_view key_at(uint32_t off, uint32_t len) const { return std::string_view(arena_data() + off, len); }
     // The table as bytes (TableCache), and back; false when the bytes are not a table.
     void save(std::string& out) const {
+        const size_t padded = (arena_.size() + 7) / 8 * 8;  // the slots that follow stay 8-byte aligned
         put_u64(out, count_);
-        put_u64(out, arena_.size());
+        put_u64(out, padded);
         out.append(arena_);
+        out.append(padded - arena_.size(), '\0');
         put_u64(out, slots_.size());
         out.append(reinterpret_cast<const char*>(slots_.data()), slots_.size() * sizeof(Slot));
     }
-    bool load(std::string_view& in) {
+    // Points the table at a saved one in memory that outlives it (a mapped cache file): nothing is copied.
+    bool view(std::string_view& in) {
         uint64_t count = 0, arena = 0, slots = 0;
         if (!get_u64(in, count) || !get_u64(in, arena) || in.size() < arena) return false;
-        arena_.assign(in.data(), arena);
+        const char* arena_at = in.data();
         in.remove_prefix(arena);
         if (!get_u64(in, slots) || slots == 0 || (slots & (slots - 1)) != 0 || in.size() / sizeof(Slot) < slots) return false;
-        slots_.resize(slots);
-        std::memcpy(slots_.data(), in.data(), slots * sizeof(Slot));
+        if (reinterpret_cast<uintptr_t>(in.data()) % alignof(Slot) != 0) return false;
+        const Slot* slots_at = reinterpret_cast<const Slot*>(in.data());
         in.remove_prefix(slots * sizeof(Slot));
-        for (const Slot& sl : slots_)
-            if (sl.value >= 0 && (uint64_t(sl.off) + sl.len > arena)) return false;
+        for (size_t i = 0; i < slots; ++i)
+            if (slots_at[i].value >= 0 && uint64_t(slots_at[i].off) + slots_at[i].len > arena) return false;
+        arena_view_ = arena_at;
+        slots_view_ = slots_at;
+        nslots_view_ = slots;
         mask_ = slots - 1;
         count_ = count;
         return true;
@@ -136,8 +149,9 @@ public:
     }
     template <typename F>
     void for_each(F&& f) const {
-        for (const Slot& s : slots_)
-            if (s.value >= 0) f(std::string_view(arena_.data() + s.off, s.len), s.value, s.off);
+        const Slot* slots = slot_data();
+        for (size_t i = 0; i < nslots(); ++i)
+            if (slots[i].value >= 0) f(std::string_view(arena_data() + slots[i].off, slots[i].len), slots[i].value, slots[i].off);
     }
 
 private:
@@ -163,8 +177,14 @@ private:
             slots_[i] = s;
         }
     }
+    const char* arena_data() const { return arena_view_ ? arena_view_ : arena_.data(); }
+    const Slot* slot_data() const { return slots_view_ ? slots_view_ : slots_.data(); }
+    size_t nslots() const { return slots_view_ ? nslots_view_ : slots_.size(); }
     std::string arena_;
     std::vector<Slot> slots_;
+    const char* arena_view_ = nullptr;  // set by view(): the table lives in a mapped cache file
+    const Slot* slots_view_ = nullptr;
+    size_t nslots_view_ = 0;
     size_t mask_ = 0, count_ = 0;
 };
 
@@ -276,8 +296,9 @@ public:
     }
     const Entry* find(int32_t a, int32_t b) const {
         const uint64_t key = (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
+        const Entry* slots = entries();
         for (size_t i = slot(key);; i = (i + 1) & mask_) {
-            const Entry& e = slots_[i];
+            const Entry& e = slots[i];
             if (e.key == key) return &e;
             if (e.key == kEmpty) return nullptr;
         }
@@ -293,8 +314,9 @@ public:
     }
 
     bool ids_below(int32_t n) const {
-        for (const Entry& e : slots_)
-            if (e.key != kEmpty && (e.id < 0 || e.id >= n || int32_t(e.key >> 32) >= n || int32_t(uint32_t(e.key)) >= n))
+        const Entry* slots = entries();
+        for (size_t i = 0; i < nentries(); ++i)
+            if (const Entry& e = slots[i]; e.key != kEmpty && (e.id < 0 || e.id >= n || int32_t(e.key >> 32) >= n || int32_t(uint32_t(e.key)) >= n))
                 return false;
         return true;
     }
@@ -303,12 +325,13 @@ public:
         TokenTable::put_u64(out, slots_.size());
         out.append(reinterpret_cast<const char*>(slots_.data()), slots_.size() * sizeof(Entry));
     }
-    bool load(std::string_view& in) {
+    bool view(std::string_view& in) {
         uint64_t count = 0, slots = 0;
         if (!TokenTable::get_u64(in, count) || !TokenTable::get_u64(in, slots)) return false;
         if (slots == 0 || (slots & (slots - 1)) != 0 || in.size() / sizeof(Entry) < slots) return false;
-        slots_.resize(slots);
-        std::memcpy(slots_.data(), in.data(), slots * sizeof(Entry));
+        if (reinterpret_cast<uintptr_t>(in.data()) % alignof(Entry) != 0) return false;
+        view_ = reinterpret_cast<const Entry*>(in.data());
+        nview_ = slots;
         in.remove_prefix(slots * sizeof(Entry));
         mask_ = slots - 1;
         count_ = count;
@@ -328,7 +351,11 @@ private:
             slots_[i] = e;
         }
     }
+    const Entry* entries() const { return view_ ? view_ : slots_.data(); }
+    size_t nentries() const { return view_ ? nview_ : slots_.size(); }
     std::vector<Entry> slots_ = std::vector<Entry>(16, Entry{kEmpty, 0, 0});
+    const Entry* view_ = nullptr;  // set by view(): the table lives in a mapped cache file
+    size_t nview_ = 0;
     size_t mask_ = 15, count_ = 0;
 };
 
@@ -340,6 +367,7 @@ bool is_whitespace_cp(uint32_t c) {
 }  // namespace
 
 struct Tokenizer::Impl {
+    std::shared_ptr<const void> table_file;              // the mapped table cache vocab and merges point into
     TokenTable vocab;                                    // byte-level token → id
     int32_t size = 0;                                    // largest id + 1
     std::vector<uint8_t> is_added;                       // id → 1 for added tokens
@@ -731,24 +759,36 @@ fs::path table_cache_path(const std::string& vocab_json, const std::string& merg
     return fs::path(dir) / "tokenizer" / (io::hash_string(id) + ".bin");
 }
 
-bool load_table_cache(const fs::path& path, TokenTable& vocab, MergeTable& merges, size_t& merge_count) {
-    std::error_code ec;
-    if (path.empty() || !fs::is_regular_file(path, ec)) return false;
-    std::string bytes;
-    try {
-        bytes = io::read_file(path);
-    } catch (const std::exception&) {
-        return false;
+// Maps the cache file and points the tables into it (they are used in place: a lookup touches a few pages, not
+// 18 MB). Returns the mapping, which must outlive the tables, or null when there is no valid cache.
+std::shared_ptr<const void> load_table_cache(const fs::path& path, TokenTable& vocab, MergeTable& merges,
+                                             size_t& merge_count) {
+    if (path.empty()) return nullptr;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nullptr;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 16) {
+        ::close(fd);
+        return nullptr;
     }
-    std::string_view in(bytes);
+    const size_t size = size_t(st.st_size);
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    ::close(fd);
+    if (map == MAP_FAILED) return nullptr;
+    std::shared_ptr<const void> mapping(map, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+    std::string_view in(static_cast<const char*>(map), size);
     uint64_t count = 0, sum = 0;
-    if (in.size() < 16 || std::memcmp(in.data(), kTableCacheMagic, 8) != 0) return false;
+    if (std::memcmp(in.data(), kTableCacheMagic, 8) != 0) return nullptr;
     std::memcpy(&sum, in.data() + in.size() - 8, 8);
     in = in.substr(8, in.size() - 16);
-    if (payload_checksum(in) != sum) return false;
-    if (!TokenTable::get_u64(in, count) || !vocab.load(in) || !merges.load(in) || !in.empty()) return false;
+    if (payload_checksum(in) != sum) return nullptr;
+    TokenTable v;
+    MergeTable m;
+    if (!TokenTable::get_u64(in, count) || !v.view(in) || !m.view(in) || !in.empty() || v.size() == 0) return nullptr;
+    vocab = std::move(v);
+    merges = std::move(m);
     merge_count = size_t(count);
-    return vocab.size() > 0;
+    return mapping;
 }
 
 void save_table_cache(const fs::path& path, const TokenTable& vocab, const MergeTable& merges, size_t merge_count) {
@@ -780,7 +820,7 @@ Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string
                                 const std::string& config_json) {
     auto impl = std::make_shared<Impl>();
     const fs::path cache = table_cache_path(vocab_json, merges_txt);
-    if (load_table_cache(cache, impl->vocab, impl->merges, impl->merge_count)) {
+    if ((impl->table_file = load_table_cache(cache, impl->vocab, impl->merges, impl->merge_count))) {
         int32_t max_id = -1;
         impl->vocab.for_each([&](std::string_view, int32_t id, uint32_t) { max_id = std::max(max_id, id); });
         if (!impl->merges.ids_below(max_id + 1)) impl = std::make_shared<Impl>();  // damaged: parse instead
