@@ -61,16 +61,16 @@ torch::Tensor embed_layout(model::Talker& talker, const Layout& layout, const to
     if (!text_rows.empty())
         E.index_add_(0, long_tensor(text_rows, device), talker->text_embed(long_tensor(text_ids, device)).to(w.dtype()));
     if (!codec_rows.empty())
-        E.index_add_(0, long_tensor(codec_rows, device), talker->codec_embed(long_tensor(codec_ids, device)));
+        E.index_add_(0, long_tensor(codec_rows, device), talker->codec_embed(long_tensor(codec_ids, device)).to(w.dtype()));
     if (!frame_rows.empty()) {
         auto c = codes.to(device).index_select(0, long_tensor(frame_idx, device));
-        E.index_add_(0, long_tensor(frame_rows, device), talker->frame_embed(c));
+        E.index_add_(0, long_tensor(frame_rows, device), talker->frame_embed(c).to(w.dtype()));
     }
     if (!ref_rows.empty()) {
         if (!ref_codes.defined() || ref_codes.size(0) < layout.ref_frames)
             throw Error("this layout has reference frames but no reference codes were given");
         auto c = ref_codes.to(device).index_select(0, long_tensor(ref_idx, device));
-        E.index_add_(0, long_tensor(ref_rows, device), talker->frame_embed(c));
+        E.index_add_(0, long_tensor(ref_rows, device), talker->frame_embed(c).to(w.dtype()));
     }
     if (layout.speaker_row >= 0) {
         if (!speaker.defined() || speaker.numel() != H)
