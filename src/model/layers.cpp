@@ -376,12 +376,19 @@ void KVCache::set_static(const torch::Tensor& positions) {
         throw Error(fmt::format("static KV cache: positions must be [{}] int64", batch_));
     static_pos_ = positions;
     step_rows_ = torch::arange(batch_, positions.options());
+    // Every step reads the whole capacity (masked beyond the position): the unwritten part must be finite.
+    for (auto& t : k_) t.narrow(2, length_, capacity_ - length_).zero_();
+    for (auto& t : v_) t.narrow(2, length_, capacity_ - length_).zero_();
 }
 
 void KVCache::set_ragged(int64_t active) {
     if (valid_.defined()) throw Error("ragged KV cache: the cache already holds padded rows");
     row_len_.assign(static_cast<size_t>(batch_), 0);
     length_ = 0;
+    // Rows attend over the longest row's length with their own tail masked; masking adds a large negative score,
+    // which only works on finite keys, so never-written storage must not hold NaN/inf bit patterns.
+    for (auto& t : k_) t.zero_();
+    for (auto& t : v_) t.zero_();
     set_active(active);
 }
 
@@ -434,7 +441,7 @@ void KVCache::reserve(int64_t capacity) {
     for (size_t i = 0; i < k_.size(); ++i) {
         auto sizes = k_[i].sizes().vec();
         sizes[2] = capacity;
-        auto nk = torch::empty(sizes, k_[i].options()), nv = torch::empty(sizes, v_[i].options());
+        auto nk = torch::zeros(sizes, k_[i].options()), nv = torch::zeros(sizes, v_[i].options());
         nk.narrow(2, 0, capacity_).copy_(k_[i]);
         nv.narrow(2, 0, capacity_).copy_(v_[i]);
         k_[i] = nk;
