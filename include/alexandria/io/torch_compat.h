@@ -15,8 +15,12 @@ namespace alexandria::compat {
 inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask, double scale) {
     static_assert(TORCH_VERSION_MAJOR >= 2, "alexandria needs libtorch 2.x (tools/install-libtorch.sh)");
-    return at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
-                                            0.0, false, scale);
+    // The fused kernel wants a float mask in the query's dtype: with bf16 weights computed in fp32 the mask may be
+    // built in the weights' dtype.
+    std::optional<at::Tensor> m;
+    if (mask.defined())
+        m = mask.is_floating_point() && mask.scalar_type() != q.scalar_type() ? mask.to(q.scalar_type()) : mask;
+    return at::scaled_dot_product_attention(q, k, v, m, 0.0, false, scale);
 }
 
 inline bool cuda_available() { return torch::cuda::is_available(); }
