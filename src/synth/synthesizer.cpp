@@ -21,6 +21,12 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A line's failure as one message: libtorch's errors carry a C++ backtrace in what(), which is no use to a user.
+std::string error_text(const std::exception& e) {
+    if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+    return e.what();
+}
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string lower(std::string s) {
@@ -420,7 +426,7 @@ void Synthesizer::speak_batch(const std::vector<Utterance>& us, int64_t batch, c
                     pending.emplace(job.id, std::move(pd));
                     return true;
                 } catch (const std::exception& e) {
-                    on_line(idx, BatchLineResult{{}, e.what()});
+                    on_line(idx, BatchLineResult{{}, error_text(e)});
                 }
             }
             return false;
@@ -433,7 +439,7 @@ void Synthesizer::speak_batch(const std::vector<Utterance>& us, int64_t batch, c
                 line.result.generate_seconds = since(it->second.start);
                 finish_result(line.result, *s_->codec, it->second.prepared.ref_codes, std::move(gen));
             } catch (const std::exception& e) {
-                line.error = e.what();
+                line.error = error_text(e);
             }
             pending.erase(it);
             on_line(static_cast<size_t>(id), std::move(line));
@@ -442,7 +448,7 @@ void Synthesizer::speak_batch(const std::vector<Utterance>& us, int64_t batch, c
             generate_batch(s_->talker(), batch, source, done);
         } catch (const std::exception& e) {
             // The run's lines still generating share its failure; the next run starts after them.
-            for (auto& [id, pd] : pending) on_line(static_cast<size_t>(id), BatchLineResult{{}, e.what()});
+            for (auto& [id, pd] : pending) on_line(static_cast<size_t>(id), BatchLineResult{{}, error_text(e)});
         }
     }
 }
