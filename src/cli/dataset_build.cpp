@@ -6,7 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "alexandria/dataset/check.h"
-#include "alexandria/io/torch_compat.h"
+#include "alexandria/io/device.h"
 #include "alexandria/synth/dataset_build.h"
 #include "cli.h"
 
@@ -39,11 +39,9 @@ int run(const Options& o) {
 
     synth::LoadOptions lo;
     lo.model = o.model;
-    if (o.device == "cuda" || (o.device == "auto" && compat::cuda_available())) lo.device = torch::Device(torch::kCUDA, 0);
-    else if (o.device.rfind("cuda:", 0) == 0) lo.device = torch::Device(o.device);
-    else if (o.device != "cpu" && o.device != "auto")
-        throw InputError(fmt::format("--device: '{}' is not a device (auto, cpu, cuda, cuda:N)", o.device));
-    if (lo.device.is_cuda()) lo.dtype = torch::kBFloat16;
+    const io::DeviceChoice dev = io::resolve_device(o.device);
+    lo.device = dev.device;
+    lo.dtype = dev.dtype;
 
     synth::DatasetBuildOptions b;
     b.out = o.name;
@@ -121,7 +119,7 @@ const bool registered = alexandria::cli::add_command(
          app.add_option("--max-frames", o->max_frames, "Frame cap per row (0: the checkpoint's max_new_tokens)")
              ->capture_default_str();
          app.add_option("--language", o->language, "Language (auto, english, chinese, ...)")->capture_default_str();
-         app.add_option("--device", o->device, "cpu, auto, cuda or cuda:N")->capture_default_str();
+         app.add_option("--device", o->device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str();
          app.add_flag("--accept-suspect", o->accept_suspect,
                       "Keep rows still suspect after every attempt (with a warning) instead of leaving them out")
              ->capture_default_str();

@@ -4,7 +4,7 @@
 
 #include "alexandria/dataset/prepare.h"
 #include "alexandria/io/model_location.h"
-#include "alexandria/io/torch_compat.h"
+#include "alexandria/io/device.h"
 #include "cli.h"
 
 namespace {
@@ -20,13 +20,8 @@ int run(const Options& o) {
     dataset::PrepareOptions p;
     p.max_seconds = o.max_seconds;
     p.reference_codes = true;  // the cache then serves train --prompt icl as well
-    if (o.device == "cuda" || (o.device == "auto" && compat::cuda_available()))
-        p.device = torch::Device(torch::kCUDA, 0);
-    else if (o.device.rfind("cuda:", 0) == 0)
-        p.device = torch::Device(o.device);
-    else if (o.device != "cpu" && o.device != "auto")
-        throw InputError(fmt::format("--device: '{}' is not a device (auto, cpu, cuda, cuda:N)", o.device));
-    if (p.device.is_cuda() && !compat::cuda_available()) throw InputError("--device: CUDA is not available");
+    // The codec runs in fp32 on every device (codes are the training targets); only the device is chosen here.
+    p.device = io::resolve_device(o.device).device;
     // Alexandria's [DATA] lines: on stdout unless --json (then stdout is the JSON document).
     p.log = [&](const std::string& line) {
         if (o.json) return;
@@ -56,7 +51,7 @@ const bool registered = alexandria::cli::add_command(
          app.add_option("DIR", o->dir, "Dataset folder")->required();
          app.add_option("--model", o->model, "Base model folder or Hugging Face repo id")->required();
          app.add_option("--max-seconds", o->max_seconds, "Skip clips longer than this")->capture_default_str();
-         app.add_option("--device", o->device, "cpu, auto, cuda or cuda:N")->capture_default_str();
+         app.add_option("--device", o->device, "cpu (the default: the same codes on every machine), auto, cuda or cuda:N")->capture_default_str();
          app.add_flag("--json", o->json, "Machine output on stdout");
          return [o] { return run(*o); };
      }});

@@ -58,7 +58,7 @@ const bool registered = add_command(
          app.add_option("--prompt", e.prompt,
                         "xvector or icl (default: each adapter's training prompt mode, training_meta.json 'prompt'; "
                         "icl puts the dataset's reference clip and ref_text.txt in every prompt)");
-         app.add_option("--device", e.device, "cpu, cuda or cuda:N")->capture_default_str();
+         app.add_option("--device", e.device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str();
          app.add_option("--dtype", e.dtype, "auto (f32 on CPU, bf16 on CUDA), f32, bf16, f16")->capture_default_str();
          app.add_option("--max-frames", e.max_frames, "Frame cap (0 = generation_config.json max_new_tokens)")
              ->capture_default_str();

@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include "alexandria/io/audio.h"
+#include "alexandria/io/device.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/progress.h"
 #include "alexandria/synth/book.h"
@@ -18,7 +19,7 @@ namespace fs = std::filesystem;
 using namespace alexandria::synth;
 
 struct Options {
-    std::string model, adapter, device = "cpu", dtype = "auto", codec_dtype = "f32";
+    std::string model, adapter, device = "auto", dtype = "auto", codec_dtype = "f32";
     double lora_scale = 1.0;
     bool no_merge = false, no_cuda_graphs = false;
     std::string text, text_file, script, out, out_dir, merge, shard;
@@ -33,25 +34,6 @@ struct Options {
     int64_t batch = 0;  // 0 = per device (set in run())
     std::string format = "pcm16";
 };
-
-torch::Device parse_device(const std::string& s) {
-    try {
-        torch::Device d(s);
-        if (d.is_cuda() && !torch::cuda::is_available())
-            throw InputError(fmt::format("--device {}: this build or machine has no CUDA device", s));
-        return d;
-    } catch (const c10::Error&) {
-        throw InputError(fmt::format("--device '{}': expected cpu, cuda or cuda:N", s));
-    }
-}
-
-torch::Dtype parse_dtype(const std::string& s, torch::Device d) {
-    if (s == "auto") return d.is_cpu() ? torch::kFloat32 : torch::kBFloat16;
-    if (s == "f32" || s == "float32") return torch::kFloat32;
-    if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
-    if (s == "f16" || s == "float16") return torch::kFloat16;
-    throw InputError(fmt::format("--dtype '{}': expected auto, f32, bf16 or f16", s));
-}
 
 std::string status_name(LineReport::Status s) {
     switch (s) {
@@ -258,8 +240,9 @@ int run_script(const Options& o, LoadOptions lo) {
 int run(const Options& o) {
     LoadOptions lo;
     lo.model = o.model;
-    lo.device = parse_device(o.device);
-    lo.dtype = parse_dtype(o.dtype, lo.device);
+    const io::DeviceChoice dev = io::resolve_device(o.device);
+    lo.device = dev.device;
+    lo.dtype = io::resolve_dtype(o.dtype, dev);
     lo.adapter = o.adapter;
     lo.lora_scale = o.lora_scale;
     lo.merge_adapter = !o.no_merge;
@@ -319,7 +302,7 @@ const bool registered = add_command({"synth", "", "Speak text (or a JSONL script
     app.add_option("--max-chars", o->max_chars, "Split longer texts at sentence ends (0 = never)")
         ->capture_default_str();
     app.add_option("--format", o->format, "pcm16 | float32 | flac")->capture_default_str();
-    app.add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+    app.add_option("--device", o->device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str();
     app.add_flag("--no-cuda-graphs", o->no_cuda_graphs, "CUDA: run the decode step eagerly, not as captured graphs");
     app.add_option("--dtype", o->dtype, "auto | f32 | bf16 | f16 (auto: on CPU fp32 compute with the weights kept in bf16 when the "
                    "checkpoint stores them so (lossless), bf16 on CUDA)")

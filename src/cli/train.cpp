@@ -131,7 +131,7 @@ const bool registered = alexandria::cli::add_command(
                         "Keep the last epoch at or above this loss (default 4.1 for alexandria, off for aligned)");
          app.add_flag("--no-early-stop", o->no_early_stop, "Run every epoch (the floor still picks the adapter)");
          app.add_option("--max-seconds", o->max_seconds, "Skip clips longer than this")->capture_default_str();
-         app.add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+         app.add_option("--device", o->device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str();
          app.add_flag("--resume", o->resume, "Continue an interrupted run in --out");
          app.add_flag("--no-progress", o->no_progress, "No progress bar on stderr");
          return [o] { return run(*o); };

@@ -17,6 +17,7 @@
 #include "alexandria/dataset/split.h"
 #include "alexandria/eval/report.h"
 #include "alexandria/io/audio.h"
+#include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
 #include "alexandria/model/speaker_encoder.h"
@@ -38,25 +39,6 @@ double since(clock_type::time_point t) { return std::chrono::duration<double>(cl
 std::vector<float> to_vector(const torch::Tensor& t) {
     auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
-torch::Device parse_device(const std::string& s) {
-    try {
-        torch::Device d(s);
-        if (d.is_cuda() && !torch::cuda::is_available())
-            throw InputError(fmt::format("--device {}: this build or machine has no CUDA device", s));
-        return d;
-    } catch (const c10::Error&) {
-        throw InputError(fmt::format("--device '{}': expected cpu, cuda or cuda:N", s));
-    }
-}
-
-torch::Dtype parse_dtype(const std::string& s, torch::Device d) {
-    if (s == "auto") return d.is_cpu() ? torch::kFloat32 : torch::kBFloat16;
-    if (s == "f32" || s == "float32") return torch::kFloat32;
-    if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
-    if (s == "f16" || s == "float16") return torch::kFloat16;
-    throw InputError(fmt::format("--dtype '{}': expected auto, f32, bf16 or f16", s));
 }
 
 std::string lower(std::string s) {
@@ -702,8 +684,9 @@ EvalReport evaluate(const EvalOptions& o) {
     check_options(o);
     const Inputs in = read_inputs(o);
     check_prompt_modes(o, reference_transcript(in.ds));
-    const torch::Device device = parse_device(o.device);
-    const torch::Dtype dtype = parse_dtype(o.dtype, device);
+    const io::DeviceChoice dev = io::resolve_device(o.device);
+    const torch::Device device = dev.device;
+    const torch::Dtype dtype = io::resolve_dtype(o.dtype, dev);
     synth::Synthesizer synth = load_base_model(o, device, dtype);
     const fs::path out = open_out_folder(o.out);
 

@@ -17,6 +17,7 @@
 #include "alexandria/dataset/dataset.h"
 #include "alexandria/dataset/prepare.h"
 #include "alexandria/dataset/split.h"
+#include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/model_location.h"
@@ -54,40 +55,8 @@ namespace {
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8, kWeightDecay = 0.01, kClipNorm = 1.0;
 constexpr int kMaxConsecutiveOom = 10;
 
-struct DeviceChoice {
-    torch::Device device = torch::kCPU;
-    torch::Dtype dtype = torch::kFloat32;
-    std::string name;  // "cpu", "cuda", "cuda:1"
-};
-
-DeviceChoice resolve_device(const std::string& spec) {
-    DeviceChoice d;
-    if (spec == "cpu" || (spec == "auto" && !compat::cuda_available())) {
-        d.name = "cpu";
-        return d;
-    }
-    if (spec == "auto" || spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
-        if (!compat::cuda_available())
-            throw InputError(fmt::format("--device {}: CUDA is not available in this build or on this machine", spec));
-        int index = 0;
-        if (spec.rfind("cuda:", 0) == 0) {
-            try {
-                size_t used = 0;
-                index = std::stoi(spec.substr(5), &used);
-                if (used != spec.size() - 5 || index < 0) throw std::invalid_argument("index");
-            } catch (const std::exception&) {
-                throw InputError(fmt::format("--device {}: expected cuda:N", spec));
-            }
-            if (index >= static_cast<int>(torch::cuda::device_count()))
-                throw InputError(fmt::format("--device {}: only {} CUDA device(s)", spec, torch::cuda::device_count()));
-        }
-        d.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-        d.dtype = torch::kBFloat16;  // bf16 base weights; LoRA, optimiser state and losses stay fp32
-        d.name = spec == "auto" ? "cuda" : spec;
-        return d;
-    }
-    throw InputError(fmt::format("--device: '{}' is not a device (auto, cpu, cuda, cuda:N)", spec));
-}
+using io::DeviceChoice;
+using io::resolve_device;
 
 std::string torch_dtype_name(torch::Dtype d) { return d == torch::kBFloat16 ? "torch.bfloat16" : "torch.float32"; }
 

@@ -89,7 +89,7 @@ struct EvalOptions {
     // "" = each adapter's training prompt mode (recorded_prompt; the base model takes the first adapter's), else
     // "xvector" | "icl". ICL: the dataset's reference clip and ref_text.txt in every prompt and held-out sequence.
     std::string prompt;
-    std::string device = "cpu";
+    std::string device = "auto";
     std::string dtype = "auto";         // auto: f32 on the CPU, bf16 on CUDA
     int64_t max_frames = 0;             // 0 = generation_config.json's max_new_tokens
     double frames_per_token = 6.0;      // the runaway guard (synth::FrameCapRule)

@@ -1,0 +1,24 @@
+// Where a command computes: the one parser of --device and --dtype, shared by train, synth, eval and dataset build.
+#pragma once
+
+#include <string>
+
+#include <torch/types.h>
+
+namespace alexandria::io {
+
+struct DeviceChoice {
+    torch::Device device = torch::kCPU;
+    torch::Dtype dtype = torch::kFloat32;  // the base weights' dtype for --dtype auto on this device
+    std::string name;                      // "cpu", "cuda", "cuda:1"
+};
+
+// "auto" (the first CUDA device when this build and machine have one, else the CPU), "cpu", "cuda" or "cuda:N".
+// A CUDA device gets bf16 base weights by default (LoRA, optimiser state and losses stay fp32), the CPU fp32.
+// Throws InputError naming the option for anything else, or for a CUDA device this build or machine lacks.
+DeviceChoice resolve_device(const std::string& spec);
+
+// --dtype: "auto" (the device's default above), "f32"/"float32", "bf16"/"bfloat16", "f16"/"float16".
+torch::Dtype resolve_dtype(const std::string& spec, const DeviceChoice& device);
+
+}  // namespace alexandria::io

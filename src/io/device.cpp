@@ -1,0 +1,48 @@
+#include "alexandria/io/device.h"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "alexandria/io/error.h"
+#include "alexandria/io/torch_compat.h"
+
+namespace alexandria::io {
+
+DeviceChoice resolve_device(const std::string& spec) {
+    DeviceChoice d;
+    if (spec == "cpu" || (spec == "auto" && !compat::cuda_available())) {
+        d.name = "cpu";
+        return d;
+    }
+    if (spec != "auto" && spec != "cuda" && spec.rfind("cuda:", 0) != 0)
+        throw InputError(fmt::format("--device: '{}' is not a device (auto, cpu, cuda, cuda:N)", spec));
+    if (!compat::cuda_available())
+        throw InputError(fmt::format("--device {}: CUDA is not available in this build or on this machine", spec));
+    int index = 0;
+    if (spec.rfind("cuda:", 0) == 0) {
+        try {
+            size_t used = 0;
+            index = std::stoi(spec.substr(5), &used);
+            if (used != spec.size() - 5 || index < 0) throw std::invalid_argument("index");
+        } catch (const std::exception&) {
+            throw InputError(fmt::format("--device {}: expected cuda:N", spec));
+        }
+        if (index >= static_cast<int>(torch::cuda::device_count()))
+            throw InputError(fmt::format("--device {}: only {} CUDA device(s)", spec, torch::cuda::device_count()));
+    }
+    d.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+    d.dtype = torch::kBFloat16;
+    d.name = spec == "auto" ? "cuda" : spec;
+    return d;
+}
+
+torch::Dtype resolve_dtype(const std::string& spec, const DeviceChoice& device) {
+    if (spec == "auto") return device.dtype;
+    if (spec == "f32" || spec == "float32") return torch::kFloat32;
+    if (spec == "bf16" || spec == "bfloat16") return torch::kBFloat16;
+    if (spec == "f16" || spec == "float16") return torch::kFloat16;
+    throw InputError(fmt::format("--dtype '{}': expected auto, f32, bf16 or f16", spec));
+}
+
+}  // namespace alexandria::io
