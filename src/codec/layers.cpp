@@ -171,6 +171,7 @@ void load_state(torch::nn::Module& m, const io::SafetensorsFile& file) {
             throw InputError(fmt::format("{}: tensor {} has dtype {}, expected a floating-point type", file.path(), name,
                                          io::dtype_name(file.info(name).dtype)));
         t.copy_(src);
+        file.release(name);
     }
 }
 

@@ -91,6 +91,16 @@ SafetensorsFile SafetensorsFile::from_memory(const uint8_t* data, size_t size, c
     return f;
 }
 
+void SafetensorsFile::release(const std::string& name) const {
+    if (!map_) return;
+    const auto& t = info(name);
+    const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    uintptr_t begin = reinterpret_cast<uintptr_t>(data(t)), end = begin + (t.end - t.begin);
+    begin = (begin + page - 1) / page * page;  // only pages wholly inside this tensor
+    end = end / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 SafetensorsFile::~SafetensorsFile() {
     if (map_) ::munmap(map_, map_size_);
 }

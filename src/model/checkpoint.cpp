@@ -68,6 +68,7 @@ void load_state(torch::nn::Module& module, const io::SafetensorsFile& file, cons
                                          prefix + name, io::dtype_name(file.info(prefix + name).dtype)));
         // One copy from the mapping into the destination, converting dtype and device on the way.
         t.copy_(src);
+        file.release(prefix + name);
     }
 }
 

@@ -46,6 +46,10 @@ public:
 
     // A CPU tensor viewing the mapping (no copy; valid while this object lives). Use .clone()/.to() to keep it.
     at::Tensor view(const std::string& name) const;
+    // The tensor's bytes were copied out and will not be read again: the whole pages inside it go back to the
+    // kernel (clean file pages, re-read if touched), so a loaded model is not counted twice in the RSS, once as
+    // the mapped file and once as its copy. No-op for in-memory buffers.
+    void release(const std::string& name) const;
 
 private:
     SafetensorsFile() = default;
