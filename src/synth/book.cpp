@@ -141,29 +141,16 @@ SynthResult speak_long(Synthesizer& synth, const Utterance& u, int max_chars, in
                        const std::function<void(int)>& on_chunk_start, const FrameCallback& on_frame) {
     auto parts = split_text(u.text, max_chars);
     if (parts.empty()) throw InputError("the text is empty");
-    SynthResult total;
-    bool capped = false;
+    std::vector<SynthResult> done;
     for (size_t i = 0; i < parts.size(); ++i) {
         Utterance c = u;
         c.text = parts[i];
         if (on_chunk_start) on_chunk_start(static_cast<int>(i));
-        auto r = synth.speak(c, on_frame);
-        if (i == 0) {
-            total.mode = r.mode;
-            total.language = r.language;
-            total.layout = r.layout;
-        }
-        total.audio.insert(total.audio.end(), r.audio.begin(), r.audio.end());
-        total.frames += r.frames;
-        total.frame_cap += r.frame_cap;
-        total.text_tokens += r.text_tokens;
-        total.generate_seconds += r.generate_seconds;
-        total.decode_seconds += r.decode_seconds;
-        capped |= r.hit_cap;
+        done.push_back(synth.speak(c, on_frame));
     }
-    total.hit_cap = capped;
+    SynthResult total = join_chunks(done);
     if (chunks) *chunks = static_cast<int>(parts.size());
-    if (any_capped) *any_capped = capped;
+    if (any_capped) *any_capped = total.hit_cap;
     return total;
 }
 
