@@ -126,6 +126,7 @@ Figures compare(const torch::Tensor& got_in, const torch::Tensor& want_in, doubl
     REQUIRE(got.numel() == want.numel());
     Figures f;
     f.count = got.numel();
+    f.floor = floor;
     if (f.count == 0) return f;
     torch::Tensor diff = (got - want).abs();
     double scale = want.abs().max().item<double>();
@@ -162,23 +163,25 @@ struct Table {
         if (rows.empty()) return;
         // The figures of the report: the worst case of each stage.
         std::fprintf(stderr, "\nparity figures (worst case per stage; fixtures %s)\n", fixture_dir().string().c_str());
-        std::fprintf(stderr, "%-34s %6s %11s %11s %13s %s\n", "stage", "cases", "max abs", "max rel", "cosine",
-                     "ids");
+        std::fprintf(stderr, "%-58s %6s %11s %11s %7s %13s %s\n", "stage", "cases", "max abs", "max rel", "floor",
+                     "cosine", "ids");
         for (const auto& [stage, r] : rows) {
             std::string ids = r.has_ids ? fmt::format("{} ({} ids)", r.ids_identical ? "identical" : "DIFFER",
                                                       r.id_count)
                                         : "-";
             if (r.values > 0)
-                std::fprintf(stderr, "%-34s %6lld %11.3g %11.3g %13.9f %s\n", stage.c_str(), (long long)std::max(r.cases, r.id_cases),
-                             r.worst.max_abs, r.worst.max_rel, r.worst.cosine, ids.c_str());
+                std::fprintf(stderr, "%-58s %6lld %11.3g %11.3g %7s %13.9f %s\n", stage.c_str(),
+                             (long long)std::max(r.cases, r.id_cases), r.worst.max_abs, r.worst.max_rel,
+                             r.worst.floor > 0 ? fmt::format("{:g}", r.worst.floor).c_str() : "-", r.worst.cosine,
+                             ids.c_str());
             else
-                std::fprintf(stderr, "%-34s %6lld %11s %11s %13s %s\n", stage.c_str(), (long long)std::max(r.cases, r.id_cases), "-", "-",
-                             "-", ids.c_str());
+                std::fprintf(stderr, "%-58s %6lld %11s %11s %7s %13s %s\n", stage.c_str(),
+                             (long long)std::max(r.cases, r.id_cases), "-", "-", "-", "-", ids.c_str());
         }
         if (const char* out = std::getenv("ALEXANDRIA_PARITY_FIGURES")) {
             nlohmann::json j = nlohmann::json::object();
             for (const auto& [stage, r] : rows)
-                j[stage] = {{"cases", std::max(r.cases, r.id_cases)},          {"max_abs", r.worst.max_abs}, {"max_rel", r.worst.max_rel},
+                j[stage] = {{"cases", std::max(r.cases, r.id_cases)},          {"max_abs", r.worst.max_abs}, {"max_rel", r.worst.max_rel}, {"floor", r.worst.floor},
                             {"cosine", r.worst.cosine},  {"ids_checked", r.has_ids},   {"ids_identical", r.ids_identical},
                             {"id_count", r.id_count}};
             std::ofstream(out) << j.dump(2) << "\n";
@@ -205,6 +208,7 @@ void record(const std::string& stage, const std::string& what, const Figures& f)
         r.worst.max_abs = std::max(r.worst.max_abs, f.max_abs);
         r.worst.max_rel = std::max(r.worst.max_rel, f.max_rel);
         r.worst.cosine = std::min(r.worst.cosine, f.cosine);
+        r.worst.floor = std::max(r.worst.floor, f.floor);
     }
     r.values += f.count;
 }
@@ -218,6 +222,27 @@ void record_ids(const std::string& stage, const std::string& what, bool identica
     r.has_ids = true;
     r.ids_identical = r.ids_identical && identical;
     r.id_count += count;
+}
+
+void record_float64(const std::string& stage, const std::string& name, const nlohmann::json& j) {
+    if (!j.is_object() || !j.contains("max_rel")) return;
+    Figures f;
+    f.max_abs = j.at("max_abs").get<double>();
+    f.max_rel = j.at("max_rel").get<double>();
+    f.cosine = j.at("cosine").get<double>();
+    f.count = j.at("count").get<int64_t>();
+    f.floor = 1e-3;
+    record(stage + " (floor 1e-3)", name, f);
+    if (j.contains("max_rel_floor_1e-2")) {
+        f.max_rel = j.at("max_rel_floor_1e-2").get<double>();
+        f.floor = 1e-2;
+        record(stage + " (floor 1e-2)", name, f);
+    }
+}
+
+fs::path float64_dir() {
+    const char* s = std::getenv("ALEXANDRIA_PARITY_FLOAT64");
+    return s && *s ? fs::path(s) : fs::path();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ nlohmann::json load_json(const fs::path& relative);
 struct Figures {
     double max_abs = 0, max_rel = 0, cosine = 1;
     int64_t count = 0;
+    double floor = 0;  // the floor max_rel was computed with (0: relative to the value itself)
 };
 // max_rel = max |got - want| / max(|want|, floor · max|want|): relative to each element, with a floor so that
 // elements near zero (where a relative error means nothing) are judged against the tensor's scale.
@@ -56,10 +57,45 @@ void record_ids(const std::string& stage, const std::string& what, bool identica
 
 std::string sha256_file(const fs::path& p);
 
+// The official fp32 output's own rounding error, as tools/parity/float64.py measured it (the same computation by
+// the official model in float64): manifest models.<name>.float64.<key>, a {max_abs, max_rel, cosine, count}
+// object or absent (fixtures written before it existed). Recorded as a row of the table at floor 1e-3, and at 1e-2
+// where the object has max_rel_floor_1e-2.
+void record_float64(const std::string& stage, const std::string& name, const nlohmann::json& figures);
+
+// $ALEXANDRIA_PARITY_FLOAT64: a folder of <model>.f64.safetensors written by `float64.py --save` (float64 tensors,
+// not fixtures), for the hidden "[.float64]" measurements; empty when unset.
+fs::path float64_dir();
+
+}  // namespace alexandria::parity
+
+// Stages 4 (code predictor logits) and 7 (LoRA gradients): outputs of long fp32 reductions with many elements near
+// zero, where the official fp32 itself is far from exact. tools/parity/float64.py recomputes them in float64 (fp32
+// upcasts kept in float64); seed 1, worst over the models, max rel at floors 1e-3 / 1e-2:
+//   stage 4 logits   official fp32 vs float64 1.1e-3 / 1.5e-4; ours fp32 vs float64 7.7e-4 / 1.4e-4;
+//                    ours vs official fp32 7.1e-4 / 9.2e-5 (1.2e-3 / 1.9e-4 step by step with the KV cache)
+//   stage 7 grads    official fp32 vs float64 6.0e-4 / 9.5e-5; ours fp32 vs float64 6.8e-4 / 9.2e-5;
+//                    ours vs official fp32 6.8e-4 / 9.8e-5
+// Both sides are equally far from float64 and differ from each other by no more: rounding noise, not a different
+// computation (with our AVX2 kernels off, ALEXANDRIA_NO_KERNELS=1, the figures stay the same order). Two fp32
+// results each within e of the exact value are within 2e of each other: floor 1e-2 (as stage 3's prefill) and
+// max rel 3e-4, twice the official fp32's own worst error at that floor. The same holds for the code predictor
+// with a LoRA (stage 8). `test_parity "[.float64]"` with ALEXANDRIA_PARITY_FLOAT64 measures these figures again.
+namespace alexandria::parity {
+constexpr double kNoiseFloor = 1e-2;
+constexpr double kNoiseMaxRel = 3e-4;
 }  // namespace alexandria::parity
 
 // CHECK that `got` matches `want` within the tolerances, recording the figures under stage/what.
 #define PARITY_CHECK_CLOSE(stage, what, got, want) PARITY_CHECK_CLOSE_FLOOR(stage, what, got, want, 1e-3)
+// Stages 4 and 7: floor kNoiseFloor, max rel kNoiseMaxRel (above).
+#define PARITY_CHECK_CLOSE_NOISY(stage, what, got, want)                                            \
+    do {                                                                                            \
+        auto parity_f_ = ::alexandria::parity::compare((got), (want), ::alexandria::parity::kNoiseFloor); \
+        ::alexandria::parity::record((stage), (what), parity_f_);                                   \
+        INFO(stage << " " << what << ": " << ::alexandria::parity::describe(parity_f_));             \
+        CHECK(::alexandria::parity::within(parity_f_, ::alexandria::parity::kNoiseMaxRel));         \
+    } while (0)
 // The same with the relative error floored at `floor` · max|want| (waveforms: samples near zero carry no meaning
 // relative to themselves; 1e-2 of the peak).
 #define PARITY_CHECK_CLOSE_FLOOR(stage, what, got, want, floor)                                     \

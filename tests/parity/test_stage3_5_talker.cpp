@@ -9,6 +9,10 @@
 
 #include <cstdio>
 
+#include <fmt/format.h>
+
+#include "alexandria/io/safetensors.h"
+#include "alexandria/model/checkpoint.h"
 #include "alexandria/synth/generate.h"
 #include "alexandria/synth/sampling.h"
 #include "alexandria/synth/synthesizer.h"
@@ -124,9 +128,9 @@ TEST_CASE("stages 3 and 5: prompts, prefill outputs and greedy codes of every mo
     CHECK(cases >= 10);
 }
 
-// Hidden until the element-wise figure is understood: cosine 1.0, max abs 1e-5, but max rel 1.2e-3 on elements near
-// zero (floor 1e-3 of the scale) — over the 1e-4 limit. Run with "[.stage4]".
-TEST_CASE("stage 4: code predictor logits for a frame, teacher-forced and step by step", "[.stage4]") {
+// Tolerance: floor 1e-2, max rel 3e-4, set by the float64 figures (parity_util.h kNoiseFloor); the official fp32's
+// own error against float64 is printed beside ours when the manifest has it.
+TEST_CASE("stage 4: code predictor logits for a frame, teacher-forced and step by step", "[parity][stage4]") {
     int checked = 0;
     for (const auto& name : model_names()) {
         fs::path rel = fs::path(name) / "stage4.safetensors";
@@ -136,8 +140,10 @@ TEST_CASE("stage 4: code predictor logits for a frame, teacher-forced and step b
         auto& talker = loaded.model->talker;
         torch::NoGradGuard ng;
         torch::Tensor hidden = want.at("hidden"), codes = want.at("codes"), logits = want.at("logits");
-        PARITY_CHECK_CLOSE("4 code predictor (teacher-forced)", name, talker->code_predictor_logits(hidden, codes),
-                           logits);
+        PARITY_CHECK_CLOSE_NOISY("4 code predictor (teacher-forced)", name,
+                                 talker->code_predictor_logits(hidden, codes), logits);
+        if (model_entry(name).contains("float64"))
+            record_float64("4 noise: official fp32 vs float64", name, model_entry(name).at("float64").at("stage4"));
         // the inference path: one frame at a time with the KV cache, forced to the recorded codes
         auto cache = talker->code_predictor->make_cache(1);
         for (int64_t j = 0; j < hidden.size(0); ++j) {
@@ -148,10 +154,44 @@ TEST_CASE("stage 4: code predictor logits for a frame, teacher-forced and step b
             };
             torch::Tensor got = talker->predict_frame(hidden[j].unsqueeze(0), codes[j][0].view({1}), cache, force);
             CHECK(torch::equal(got[0], codes[j]));
-            PARITY_CHECK_CLOSE("4 code predictor (step by step)", name + " frame " + std::to_string(j),
-                               torch::stack(steps), logits[j]);
+            PARITY_CHECK_CLOSE_NOISY("4 code predictor (step by step)", name + " frame " + std::to_string(j),
+                                     torch::stack(steps), logits[j]);
         }
         ++checked;
     }
     CHECK(checked >= 4);
+}
+
+// Measurement, not run by default: stage 4 against the official model computed in float64 (tools/parity/float64.py
+// --save into $ALEXANDRIA_PARITY_FLOAT64). Ours in float64 against theirs in float64 shows whether the two compute
+// the same function (a wrong op order, a bf16 round trip or a missing term would stay far above 1e-12); ours in
+// fp32 against float64 is our own rounding error, to set beside the official fp32's (manifest float64 figures).
+TEST_CASE("stage 4 against float64", "[.float64]") {
+    auto loaded32 = [](const std::string& name) {
+        return model::load_model(model_dir(name).string(), torch::kCPU, torch::kFloat32).model;
+    };
+    REQUIRE(!float64_dir().empty());
+    for (const auto& name : model_names()) {
+        fs::path f64 = float64_dir() / (name + ".f64.safetensors");
+        if (!fs::exists(f64)) continue;
+        io::SafetensorsFile file(f64.string());
+        torch::Tensor ref = file.view("stage4.logits").clone();
+        auto want = load_tensors(fs::path(name) / "stage4.safetensors");
+        torch::NoGradGuard ng;
+        for (auto dt : {torch::kFloat32, torch::kFloat64}) {
+            auto loaded = model::load_model(model_dir(name).string(), torch::kCPU, dt);
+            auto got = loaded.model->talker->code_predictor_logits(want.at("hidden").to(dt), want.at("codes"));
+            const std::string side = dt == torch::kFloat32 ? "ours fp32" : "ours float64";
+            for (double floor : {1e-3, 1e-2})
+                record(fmt::format("4 f64 {} vs official float64, floor {:g}", side, floor), name,
+                       compare(got, ref, floor));
+        }
+        for (double floor : {1e-3, 1e-2}) {
+            record(fmt::format("4 f64 official fp32 vs official float64, floor {:g}", floor), name,
+                   compare(want.at("logits"), ref, floor));
+            auto ours = loaded32(name)->talker->code_predictor_logits(want.at("hidden"), want.at("codes"));
+            record(fmt::format("4 f64 ours fp32 vs official fp32, floor {:g}", floor), name,
+                   compare(ours, want.at("logits"), floor));
+        }
+    }
 }

@@ -3,7 +3,7 @@
 make_model and records every stage's output for tests/parity (test_parity). Run by tools/parity/run.sh in the
 parity venv (tools/parity/setup.sh); see tools/parity/README.md.
 
-    generate.py --models DIR --shared ../shared --out FIXTURES --seed N [--stages 2,3,4,5,6,7,8]
+    generate.py --models DIR --shared ../shared --out FIXTURES --seed N [--stages 2,3,4,5,6,7,8,float64]
 
 DIR holds one folder per model of MODELS (make_model --preset P --type T --seed N --dtype bf16 --tokenizer REAL).
 FIXTURES gets manifest.json (models with their sha256, cases, versions) and one safetensors + json per stage.
@@ -400,6 +400,12 @@ def main():
                 entry["training"] = training.stage7(m, a.shared, a.out, name, CLIPS, REF_TEXT)
             if "8" in stages:
                 entry["peft"] = training.stage8(m, d, a.out, name)
+        if stages & {"4", "7", "float64"}:
+            # the official fp32 outputs' own rounding error against float64 (tools/parity/float64.py); the stage
+            # "float64" alone measures it on fixtures already written
+            import float64
+
+            entry["float64"], _ = float64.measure(d, a.out, name, entry)
         manifest["models"][name] = entry
         print(f"{name}: done in {time.time() - t0:.1f} s", file=sys.stderr)
     with open(os.path.join(a.out, "manifest.json.tmp"), "w", encoding="utf-8") as f:

@@ -197,12 +197,18 @@ def unload(m, pm):
     m.model.talker = pm.unload()
 
 
+# Stage 8 keeps the fixture small: the talker's hidden states of every row (they carry every LoRA effect of the
+# talker), its last row's logits, and the code predictor's logits over the first CP_VOCAB codes of each head (the
+# heads carry no LoRA: 256 logits of a 16- or 32-wide hidden state already pin that state down).
+CP_VOCAB = 256
+
+
 def logits_with(talker_module, embeds, cp_hidden, cp_codes):
     with torch.no_grad():
         h = talker_module.model(inputs_embeds=embeds.unsqueeze(0), use_cache=False).last_hidden_state[0]
-        lg = talker_module.codec_head(h)
+        lg = talker_module.codec_head(h[-1])
         cp, _ = talker_module.forward_sub_talker_finetune(cp_codes, cp_hidden)
-    return f32(h), f32(lg), f32(cp)
+    return f32(h), f32(lg), f32(cp[..., :CP_VOCAB])
 
 
 def stage8(m, model_dir, out, model_name):
@@ -218,8 +224,10 @@ def stage8(m, model_dir, out, model_name):
     first = sorted(k for k in st3 if k.endswith(".prefill"))[0]
     embeds = st3[first]
     cp_hidden, cp_codes = st4["hidden"], st4["codes"]
-    meta = {"input": first, "cases": {}}
+    meta = {"input": first, "cases": {}, "logits": "last row", "cp_vocab": CP_VOCAB}
     tensors = {}
+    # merge then unmerge leaves W + d - d, not W, in fp32: each case starts again from the base weights
+    base_state = {k: v.clone() for k, v in m.model.talker.state_dict().items()}
 
     pm, _ = peft_talker(m, seed=8)
     folder = os.path.join(out, model_name, "peft_adapter")
@@ -229,8 +237,8 @@ def stage8(m, model_dir, out, model_name):
             pm.merge_adapter()
         h, lg, cp = logits_with(pm.base_model.model, embeds, cp_hidden, cp_codes)
         tensors[f"peft.{mode}.hidden"], tensors[f"peft.{mode}.logits"], tensors[f"peft.{mode}.cp_logits"] = h, lg, cp
-    pm.unmerge_adapter()
     unload(m, pm)
+    m.model.talker.load_state_dict(base_state)
     meta["cases"]["peft"] = "peft_adapter"
 
     ours = os.path.join(out, model_name, "ours_adapter")
@@ -241,10 +249,10 @@ def stage8(m, model_dir, out, model_name):
                 pm.merge_adapter()
             h, lg, cp = logits_with(pm.base_model.model, embeds, cp_hidden, cp_codes)
             tensors[f"ours.{mode}.hidden"], tensors[f"ours.{mode}.logits"], tensors[f"ours.{mode}.cp_logits"] = h, lg, cp
-        pm.unmerge_adapter()
         unload(m, pm)
+        m.model.talker.load_state_dict(base_state)
         meta["cases"]["ours"] = "ours_adapter"
     h, lg, cp = logits_with(m.model.talker, embeds, cp_hidden, cp_codes)
-    tensors["base.logits"] = lg
+    tensors["base.hidden"], tensors["base.logits"], tensors["base.cp_logits"] = h, lg, cp
     save_file(tensors, os.path.join(out, model_name, "stage8.safetensors"))
     return meta
