@@ -7,8 +7,9 @@
 #    tokenizer) into DIR/models (not part of the fixtures: tests rebuild them in-process and check their sha256);
 # 2. the official qwen-tts package (parity venv, tools/parity/setup.sh) writes the fixtures into DIR;
 # 3. the tokenizer corpus fixture is written by tools/tokenizer-reference/generate.py;
-# 4. build/test_parity runs against DIR (ALEXANDRIA_PARITY_DIR=DIR) and prints the figures table.
-# `--out tests/data/parity --seed 1` rewrites the committed fixtures (then delete tests/data/parity/models).
+# 4. build/tests/test_parity runs against DIR (ALEXANDRIA_PARITY_DIR=DIR) and prints the figures table.
+# `--out tests/data/parity --seed 1` rewrites the committed fixtures (then delete tests/data/parity/models and
+# figures.json). The Python steps run under nice -n 10 already: do not nice run.sh itself (nice adds up).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -48,14 +49,14 @@ nice -n 10 "$py" "$here/generate.py" --models "$out/models" --shared "$shared" -
   --stages "$first"
 if [[ ",$stages," == *",8,"* ]]; then
   # stage 8 loads OUR adapter folders with peft: write them first (a hidden test case of test_parity)
-  [[ -x "$build/test_parity" ]] || { echo "run.sh: $build/test_parity not built" >&2; exit 2; }
+  [[ -x "$build/tests/test_parity" ]] || { echo "run.sh: $build/tests/test_parity not built" >&2; exit 2; }
   ALEXANDRIA_PARITY_DIR="$out" ALEXANDRIA_PARITY_ADAPTER_OUT="$out" ALEXANDRIA_SOURCE_DIR="$root" \
-    ALEXANDRIA_SHARED_DIR="$shared" "$build/test_parity" "[.write-adapter]"
+    ALEXANDRIA_SHARED_DIR="$shared" "$build/tests/test_parity" "[.write-adapter]"
   nice -n 10 "$py" "$here/generate.py" --models "$out/models" --shared "$shared" --out "$out" --seed "$seed" \
     --stages 8
 fi
 if [[ "$test" == 1 ]]; then
-  [[ -x "$build/test_parity" ]] || { echo "run.sh: $build/test_parity not built" >&2; exit 2; }
+  [[ -x "$build/tests/test_parity" ]] || { echo "run.sh: $build/tests/test_parity not built" >&2; exit 2; }
   ALEXANDRIA_PARITY_DIR="$out" ALEXANDRIA_SOURCE_DIR="$root" ALEXANDRIA_SHARED_DIR="$shared" \
-    ALEXANDRIA_PARITY_FIGURES="$out/figures.json" "$build/test_parity"
+    ALEXANDRIA_PARITY_FIGURES="$out/figures.json" "$build/tests/test_parity"
 fi
