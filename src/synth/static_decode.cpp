@@ -23,13 +23,13 @@ public:
 #ifdef ALEXANDRIA_CUDA
         if (capture) {
             if (calls_++ == 0) return fn_();  // warm-up (cuBLAS workspaces, lazy inits) outside the graph
-            if (!captured_) {
-                graph_.capture_begin();
+            if (!graph_) {
+                graph_.emplace();
+                graph_->capture_begin();
                 fn_();
-                graph_.capture_end();
-                captured_ = true;
+                graph_->capture_end();
             }
-            return graph_.replay();
+            return graph_->replay();
         }
 #else
         (void)capture;
@@ -40,8 +40,9 @@ public:
 private:
     std::function<void()> fn_;
 #ifdef ALEXANDRIA_CUDA
-    at::cuda::CUDAGraph graph_;
-    bool captured_ = false;
+    // Made on first capture only: constructing a CUDAGraph initialises CUDA, which fails where there is no driver
+    // (a CUDA build running on the CPU).
+    std::optional<at::cuda::CUDAGraph> graph_;
     int calls_ = 0;
 #endif
 };
