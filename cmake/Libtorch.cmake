@@ -14,6 +14,8 @@ option(ALEXANDRIA_CUDA "Link libtorch's CUDA parts and compile the CUDA code pat
 
 if(ALEXANDRIA_LIBTORCH STREQUAL "system")
   find_package(Torch REQUIRED)
+  find_package(OpenMP REQUIRED)
+  target_link_libraries(torch INTERFACE OpenMP::OpenMP_CXX)
   set(ALEXANDRIA_LIBTORCH_VERSION "${Torch_VERSION}")
   if(ALEXANDRIA_CUDA)
     target_compile_definitions(torch INTERFACE ALEXANDRIA_CUDA=1)
@@ -33,7 +35,8 @@ message(STATUS "libtorch ${ALEXANDRIA_LIBTORCH_VERSION} from ${_lt}")
 add_library(torch INTERFACE IMPORTED GLOBAL)
 set_target_properties(torch PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${_lt}/include;${_lt}/include/torch/csrc/api/include")
-target_link_libraries(torch INTERFACE "${_lt}/lib/libtorch_cpu.so" "${_lt}/lib/libc10.so")
+# libgomp: libtorch's own OpenMP runtime, which src/model/kernels.cpp also uses (one runtime, one set of threads).
+target_link_libraries(torch INTERFACE "${_lt}/lib/libtorch_cpu.so" "${_lt}/lib/libc10.so" "${_lt}/lib/libgomp.so.1")
 if(ALEXANDRIA_CUDA)
   if(NOT EXISTS "${_lt}/lib/libtorch_cuda.so")
     message(FATAL_ERROR "${_lt} has no CUDA parts: run tools/install-libtorch.sh --cuda")

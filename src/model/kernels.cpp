@@ -1,13 +1,8 @@
 #include "alexandria/model/kernels.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <atomic>
 #include <cstdlib>
-#include <condition_variable>
-#include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -120,89 +115,6 @@ ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M
     }
 }
 
-// The kernel's own threads. libtorch's parallel_for is an OpenMP pragma in a header, i.e. serial in code compiled
-// without -fopenmp, and a second OpenMP runtime next to libtorch's would fight it for the cores. The work is cut
-// into chunks that whoever is running takes in turn: a helper that the scheduler has not woken yet (a busy machine,
-// or libtorch's own threads still spinning) never holds the caller up, it just takes fewer chunks.
-class Pool {
-public:
-    static Pool& get() {
-        static Pool p;
-        return p;
-    }
-    // Runs fn(chunk) for chunk = 0..chunks-1, each exactly once, on the caller and the helpers.
-    void run(int chunks, const std::function<void(int)>& fn) {
-        if (workers_.empty() || chunks <= 1) {
-            for (int c = 0; c < chunks; ++c) fn(c);
-            return;
-        }
-        fn_ = &fn;
-        chunks_ = chunks;
-        next_.store(0, std::memory_order_relaxed);
-        done_.store(0, std::memory_order_relaxed);
-        open_.store(true, std::memory_order_release);
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            generation_.fetch_add(1, std::memory_order_release);
-        }
-        cv_.notify_all();
-        work();
-        open_.store(false, std::memory_order_release);
-        // Wait for the chunks a helper took, and for every helper to be out of this run.
-        for (int spin = 0; done_.load(std::memory_order_acquire) < chunks_ || inside_.load() != 0; ++spin)
-            if (spin > 64) std::this_thread::yield(); else _mm_pause();
-    }
-    ~Pool() {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            stop_ = true;
-            generation_.fetch_add(1, std::memory_order_release);
-        }
-        cv_.notify_all();
-        for (auto& t : workers_) t.join();
-    }
-
-private:
-    Pool() {
-        const int n = std::max(1, at::get_num_threads());
-        for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
-    }
-    void work() {
-        for (int c; (c = next_.fetch_add(1, std::memory_order_acq_rel)) < chunks_;) {
-            (*fn_)(c);
-            done_.fetch_add(1, std::memory_order_acq_rel);
-        }
-    }
-    void loop() {
-        uint64_t seen = 0;
-        while (true) {
-            uint64_t g = generation_.load(std::memory_order_acquire);
-            for (int spin = 0; g == seen && spin < 4000; ++spin) {
-                _mm_pause();
-                g = generation_.load(std::memory_order_acquire);
-            }
-            if (g == seen) {
-                std::unique_lock<std::mutex> lock(mu_);
-                cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-                g = generation_.load(std::memory_order_acquire);
-            }
-            seen = g;
-            if (stop_) return;
-            inside_.fetch_add(1, std::memory_order_acq_rel);
-            if (open_.load(std::memory_order_acquire) && generation_.load(std::memory_order_acquire) == g) work();
-            inside_.fetch_sub(1, std::memory_order_acq_rel);
-        }
-    }
-    std::vector<std::thread> workers_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::atomic<uint64_t> generation_{0};
-    std::atomic<int> next_{0}, done_{0}, inside_{0};
-    std::atomic<bool> open_{false};
-    const std::function<void(int)>* fn_ = nullptr;
-    int chunks_ = 0;
-    bool stop_ = false;
-};
 #endif
 
 }  // namespace
@@ -218,33 +130,39 @@ bool small_linear_supported() {
 #endif
 }
 
-torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
 #ifdef ALEXANDRIA_X86
     if (!small_linear_supported()) throw Error("small_linear: this CPU lacks AVX2/FMA");
     const int64_t K = weight.size(1), N = weight.size(0);
     if (x.size(-1) != K) throw Error(fmt::format("small_linear: input width {} for a weight of width {}", x.size(-1), K));
     const int64_t M = x.numel() / K;
     if (M > kSmallLinearMaxRows) throw Error(fmt::format("small_linear: {} rows (at most {})", M, kSmallLinearMaxRows));
-    if (!weight.is_contiguous() || (weight.scalar_type() != torch::kFloat32 && weight.scalar_type() != torch::kBFloat16))
+    if (!weight.is_contiguous() || (weight.scalar_type() != at::kFloat && weight.scalar_type() != at::kBFloat16))
         throw Error("small_linear: the weight must be a contiguous fp32 or bf16 matrix");
-    auto xf = x.reshape({M, K}).to(torch::kFloat32).contiguous();
-    auto y = torch::empty({M, N}, xf.options());
+    auto xf = x.reshape({M, K}).to(at::kFloat).contiguous();
+    auto y = at::empty({M, N}, xf.options());
     const float* xp = xf.data_ptr<float>();
     float* yp = y.data_ptr<float>();
-    const bool bf16 = weight.scalar_type() == torch::kBFloat16;
+    const bool bf16 = weight.scalar_type() == at::kBFloat16;
     const void* wp = weight.data_ptr();
     // Chunks of output features (multiples of 4); every output is computed by one thread, in one order.
     const int64_t groups = (N + 3) / 4;
     const int chunks = N * K < 65536 ? 1 : static_cast<int>(std::min<int64_t>(groups, 16));
-    Pool::get().run(chunks, [&](int c) {
-        const int64_t n0 = std::min(N, groups * c / chunks * 4), n1 = std::min(N, groups * (c + 1) / chunks * 4);
-        if (n0 >= n1) return;
-        if (bf16)
-            rows_kernel(xp, static_cast<const uint16_t*>(wp), yp, M, N, K, n0, n1);
-        else
-            rows_kernel(xp, static_cast<const float*>(wp), yp, M, N, K, n0, n1);
+    // The chunks run on libtorch's own OpenMP threads (this file is compiled with -fopenmp: the top
+    // CMakeLists.txt). A second pool of threads beside libtorch's would fight them for the cores: after
+    // each of libtorch's parallel regions its OpenMP workers spin for a while, and on two cores a separate pool
+    // thread then got half a core (30% of a decode's CPU time was that spinning).
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+            const int64_t n0 = std::min(N, groups * c / chunks * 4), n1 = std::min(N, groups * (c + 1) / chunks * 4);
+            if (n0 >= n1) continue;
+            if (bf16)
+                rows_kernel(xp, static_cast<const uint16_t*>(wp), yp, M, N, K, n0, n1);
+            else
+                rows_kernel(xp, static_cast<const float*>(wp), yp, M, N, K, n0, n1);
+        }
     });
-    if (bias.defined()) y.add_(bias.to(torch::kFloat32));
+    if (bias.defined()) y.add_(bias.to(at::kFloat));
     auto sizes = x.sizes().vec();
     sizes.back() = N;
     return y.view(sizes).to(x.scalar_type());

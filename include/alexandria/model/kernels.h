@@ -9,7 +9,7 @@
 // line decoded in a batch gets bit for bit the values it gets alone.
 #include <cstdint>
 
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
 
 namespace alexandria::model {
 
@@ -22,6 +22,6 @@ bool small_linear_supported();
 
 // x [..., K] (fp32 or bf16; at most kSmallLinearMaxRows rows), weight [N, K] contiguous (fp32 or bf16), bias [N]
 // or undefined → [..., N] in x's dtype. CPU only; no autograd.
-torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
 }  // namespace alexandria::model
