@@ -60,7 +60,9 @@ const bool registered = add_command(
                         "icl puts the dataset's reference clip and ref_text.txt in every prompt)");
          app.add_option("--device", e.device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str();
          app.add_option("--dtype", e.dtype, "auto (f32 on CPU, bf16 on CUDA), f32, bf16, f16")->capture_default_str();
-         app.add_option("--max-frames", e.max_frames, "Frame cap (0 = generation_config.json max_new_tokens)")
+         app.add_option("--batch", e.batch,
+                       "Outputs generated at once, each with its own seed and stop (default: 8 on CPU, 32 on CUDA)");
+        app.add_option("--max-frames", e.max_frames, "Frame cap (0 = generation_config.json max_new_tokens)")
              ->capture_default_str();
          app.add_option("--frames-per-token", e.frames_per_token, "Runaway guard: frames allowed per text token")
              ->capture_default_str();

@@ -67,8 +67,14 @@ SnakeBetaImpl::SnakeBetaImpl(int64_t channels, const torch::TensorOptions& o) {
 
 torch::Tensor SnakeBetaImpl::forward(const torch::Tensor& x) {
     auto a = torch::exp(alpha.unsqueeze(0).unsqueeze(-1));
-    auto b = torch::exp(beta.unsqueeze(0).unsqueeze(-1));
-    return x + (1.0 / (b + 1e-9)) * torch::pow(torch::sin(x * a), 2);
+    auto inv_b = 1.0 / (torch::exp(beta.unsqueeze(0).unsqueeze(-1)) + 1e-9);
+    if (torch::GradMode::is_enabled() && (x.requires_grad() || alpha.requires_grad() || beta.requires_grad()))
+        return x + inv_b * torch::pow(torch::sin(x * a), 2);
+    // The same operations in the same order, in one buffer: these are the decoder's largest tensors, and each
+    // fresh one costs page faults as well as the pass itself.
+    auto y = x * a;
+    y.sin_().square_().mul_(inv_b).add_(x);
+    return y;
 }
 
 std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(int64_t start, int64_t len, int64_t head_dim, double theta,

@@ -4,17 +4,18 @@
 #include <nlohmann/json.hpp>
 
 #include "alexandria/eval/evaluate.h"
+#include "format.h"
 
 namespace alexandria::eval {
 
 using json = nlohmann::json;
+using fmtx::json_number;
 
 namespace {
 
-json num(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
 
 json objective_json(const train::ObjectiveLoss& l) {
-    return json{{"loss", num(l.total)}, {"talker_loss", num(l.talker)}, {"sub_loss", num(l.sub)}};
+    return json{{"loss", json_number(l.total)}, {"talker_loss", json_number(l.talker)}, {"sub_loss", json_number(l.sub)}};
 }
 
 }  // namespace
@@ -31,7 +32,7 @@ json to_json(const HeldOutLoss& l) {
 }
 
 json to_json(const PooledRate& r) {
-    return json{{"chars_per_second", num(r.chars_per_second)},
+    return json{{"chars_per_second", json_number(r.chars_per_second)},
                 {"characters", r.characters},
                 {"speech_seconds", r.speech_seconds},
                 {"clips", r.clips}};
@@ -55,13 +56,13 @@ json to_json(const OutputCheck& o) {
                   {"clipped_fraction", o.clipped_fraction},
                   {"silent", o.silent},
                   {"clipped", o.clipped},
-                  {"chars_per_second", num(o.rate)},
-                  {"syllables_per_second_first_third", num(o.thirds.first)},
-                  {"syllables_per_second_last_third", num(o.thirds.last)},
-                  {"expected_seconds", num(o.duration.expected_seconds)},
-                  {"duration_ratio", num(o.duration.ratio)},
+                  {"chars_per_second", json_number(o.rate)},
+                  {"syllables_per_second_first_third", json_number(o.thirds.first)},
+                  {"syllables_per_second_last_third", json_number(o.thirds.last)},
+                  {"expected_seconds", json_number(o.duration.expected_seconds)},
+                  {"duration_ratio", json_number(o.duration.ratio)},
                   {"duration_outlier", o.duration.outlier},
-                  {"speaker_similarity", o.similarity ? num(*o.similarity) : json(nullptr)},
+                  {"speaker_similarity", o.similarity ? json_number(*o.similarity) : json(nullptr)},
                   {"wav", o.wav},
                   {"compute_seconds", o.compute_seconds}});
     return j;
@@ -72,21 +73,21 @@ json to_json(const GenerationSummary& g) {
                 {"failed", g.failed},
                 {"eos", g.eos},
                 {"runaway", g.runaway},
-                {"eos_rate", num(g.eos_rate)},
-                {"runaway_rate", num(g.runaway_rate)},
-                {"short", {{"outputs", g.short_outputs}, {"runaway", g.short_runaway}, {"runaway_rate", num(g.short_runaway_rate)}}},
-                {"long", {{"outputs", g.long_outputs}, {"runaway", g.long_runaway}, {"runaway_rate", num(g.long_runaway_rate)}}},
+                {"eos_rate", json_number(g.eos_rate)},
+                {"runaway_rate", json_number(g.runaway_rate)},
+                {"short", {{"outputs", g.short_outputs}, {"runaway", g.short_runaway}, {"runaway_rate", json_number(g.short_runaway_rate)}}},
+                {"long", {{"outputs", g.long_outputs}, {"runaway", g.long_runaway}, {"runaway_rate", json_number(g.long_runaway_rate)}}},
                 {"speaking_rate", to_json(g.rate)},
-                {"speaking_rate_ratio", num(g.rate_ratio)},
+                {"speaking_rate_ratio", json_number(g.rate_ratio)},
                 {"speaker_similarity",
                  {{"count", g.similarity_count},
-                  {"mean", num(g.similarity_mean)},
-                  {"min", num(g.similarity_min)},
-                  {"max", num(g.similarity_max)}}},
+                  {"mean", json_number(g.similarity_mean)},
+                  {"min", json_number(g.similarity_min)},
+                  {"max", json_number(g.similarity_max)}}},
                 {"silent", g.silent},
                 {"clipped", g.clipped},
                 {"duration_outliers", g.duration_outliers},
-                {"speaking_rate_thirds", {{"outputs", g.thirds_outputs}, {"drift_last_over_first", num(g.thirds_drift)}}},
+                {"speaking_rate_thirds", {{"outputs", g.thirds_outputs}, {"drift_last_over_first", json_number(g.thirds_drift)}}},
                 {"audio_seconds", g.audio_seconds},
                 {"compute_seconds", g.compute_seconds}};
 }

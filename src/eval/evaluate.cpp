@@ -20,7 +20,9 @@
 #include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
+#include "alexandria/io/strings.h"
 #include "alexandria/model/speaker_encoder.h"
+#include "alexandria/synth/generate.h"
 #include "alexandria/synth/synthesizer.h"
 #include "alexandria/text/prompt.h"
 #include "alexandria/train/layout.h"
@@ -33,7 +35,6 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-
 double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
 std::vector<float> to_vector(const torch::Tensor& t) {
@@ -41,10 +42,6 @@ std::vector<float> to_vector(const torch::Tensor& t) {
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 // "a/b/" and "a/./b" → "a/b", so filename() and parent_path() mean the folder itself and its parent.
 fs::path folder_path(const std::string& dir) {
@@ -176,7 +173,7 @@ std::string recorded_language(const std::string& adapter_dir) {
     const fs::path d = folder_path(adapter_dir);
     auto lang_of = [](const fs::path& meta_path) -> std::string {
         auto m = read_json_object(meta_path);
-        if (m && m->contains("language") && (*m)["language"].is_string()) return lower((*m)["language"].get<std::string>());
+        if (m && m->contains("language") && (*m)["language"].is_string()) return io::ascii_lower((*m)["language"].get<std::string>());
         return "";
     };
     std::string l = lang_of(d / synth::kTrainingMetaFile);
@@ -189,7 +186,7 @@ std::string recorded_prompt(const std::string& adapter_dir) {
     const fs::path d = folder_path(adapter_dir);
     auto prompt_of = [](const fs::path& meta_path) -> std::string {
         auto m = read_json_object(meta_path);
-        if (m && m->contains("prompt") && (*m)["prompt"].is_string()) return lower((*m)["prompt"].get<std::string>());
+        if (m && m->contains("prompt") && (*m)["prompt"].is_string()) return io::ascii_lower((*m)["prompt"].get<std::string>());
         return "";
     };
     std::string p = prompt_of(d / synth::kTrainingMetaFile);
@@ -227,6 +224,7 @@ void check_options(const EvalOptions& o) {
     if (!(o.frames_per_token > 0)) throw InputError("--frames-per-token must be > 0");
     if (o.min_frames < 1) throw InputError("--min-frames must be >= 1");
     if (o.max_frames < 0) throw InputError("--max-frames must be >= 0");
+    if (o.batch < 0) throw InputError("--batch must be at least 1");
     if (!(o.max_seconds > 0)) throw InputError("--max-seconds must be > 0");
     if (!o.loss && !o.generate) throw InputError("nothing to do: both the loss and the generation checks are off");
     check_out_path(o.out);
@@ -282,7 +280,7 @@ synth::Synthesizer load_base_model(const EvalOptions& o, torch::Device device, t
                                      o.model, cfg.tts_model_type));
     if (!o.language.empty()) {
         const auto langs = cfg.supported_languages();
-        if (std::find(langs.begin(), langs.end(), lower(o.language)) == langs.end())
+        if (std::find(langs.begin(), langs.end(), io::ascii_lower(o.language)) == langs.end())
             throw InputError(fmt::format("--language '{}': this model knows {}", o.language, fmt::join(langs, ", ")));
     }
     return synth;
@@ -351,7 +349,7 @@ struct Conditioning {
 };
 
 std::string prompt_for(const EvalOptions& o, const std::string& adapter) {
-    if (!o.prompt.empty()) return lower(o.prompt);
+    if (!o.prompt.empty()) return io::ascii_lower(o.prompt);
     return adapter.empty() ? std::string("xvector") : recorded_prompt(adapter);
 }
 
@@ -378,7 +376,7 @@ std::string reference_transcript(const dataset::Dataset& ds) {
 
 // An ICL prompt needs the reference's transcript; said before any work.
 void check_prompt_modes(const EvalOptions& o, const std::string& ref_text) {
-    if (!o.prompt.empty() && lower(o.prompt) != "xvector" && lower(o.prompt) != "icl")
+    if (!o.prompt.empty() && io::ascii_lower(o.prompt) != "xvector" && io::ascii_lower(o.prompt) != "icl")
         throw InputError(fmt::format("--prompt: '{}' is not a prompt mode (xvector, icl)", o.prompt));
     if (!ref_text.empty()) return;
     for (const auto& a : o.adapters)
@@ -390,7 +388,7 @@ void check_prompt_modes(const EvalOptions& o, const std::string& ref_text) {
 }
 
 std::string language_for(const EvalOptions& o, const std::string& adapter) {
-    if (!o.language.empty()) return lower(o.language);
+    if (!o.language.empty()) return io::ascii_lower(o.language);
     std::string l = adapter.empty() ? "" : recorded_language(adapter);
     return l.empty() ? std::string("english") : l;  // train's default
 }
@@ -420,14 +418,9 @@ struct Voice {
     std::string label, adapter, language, prompt;
 };
 
-// One prompt and seed: generated, measured, its WAV written to OUT/<label>/<prompt>-s<seed>.wav.
-OutputCheck generate_one(synth::Synthesizer& synth, const Voice& v, const Prompt& p, uint64_t seed,
-                         const Conditioning& cond, const EvalOptions& o, const fs::path& dir) {
-    OutputCheck c;
-    c.prompt_id = p.id;
-    c.kind = prompt_kind_name(p.kind);
-    c.seed = seed;
-    c.characters = spoken_characters(p.text);
+// The utterance of one prompt and seed.
+synth::Utterance utterance_for(const Voice& v, const Prompt& p, uint64_t seed, const Conditioning& cond,
+                               const EvalOptions& o) {
     synth::Utterance u;
     u.text = p.text;
     u.language = v.language;
@@ -438,19 +431,24 @@ OutputCheck generate_one(synth::Synthesizer& synth, const Voice& v, const Prompt
     u.max_frames = o.max_frames;
     u.cap_rule.frames_per_token = o.frames_per_token;
     u.cap_rule.min_frames = o.min_frames;
-    const auto t0 = clock_type::now();
-    synth::SynthResult r;
-    try {
-        r = synth.speak(u);
-    } catch (const InputError&) {
-        throw;  // the same for every prompt: bad language, model, adapter (exit 2)
-    } catch (const std::exception& e) {
+    return u;
+}
+
+// One generated output measured, its WAV written to DIR/<prompt>-s<seed>.wav.
+OutputCheck check_output(synth::Synthesizer& synth, const Prompt& p, uint64_t seed, synth::BatchLineResult&& line,
+                         const Conditioning& cond, const fs::path& dir) {
+    OutputCheck c;
+    c.prompt_id = p.id;
+    c.kind = prompt_kind_name(p.kind);
+    c.seed = seed;
+    c.characters = spoken_characters(p.text);
+    synth::SynthResult& r = line.result;
+    c.compute_seconds = r.compute_seconds();
+    if (!line.error.empty()) {
         c.failed = true;
-        c.error = e.what();
-        c.compute_seconds = since(t0);
+        c.error = line.error;
         return c;
     }
-    c.compute_seconds = since(t0);
     c.frames = r.frames;
     c.frame_cap = r.frame_cap;
     c.hit_cap = r.hit_cap;
@@ -489,17 +487,29 @@ std::string output_line(const std::string& label, const OutputCheck& c) {
                        c.similarity ? fmt::format(", similarity {:.3f}", *c.similarity) : "");
 }
 
-// Every prompt × seed for one voice (the synthesizer already has its adapter applied).
+// Every prompt × seed for one voice (the synthesizer already has its adapter applied), generated o.batch at a
+// time: each output keeps its own seed and stop, so it is the output generated alone (Synthesizer::speak_batch).
+// Outputs are logged as they finish and kept in prompt × seed order.
 std::vector<OutputCheck> generate_all(synth::Synthesizer& synth, const Voice& v, const std::vector<Prompt>& prompts,
                                       const Conditioning& cond, const EvalOptions& o, const fs::path& out) {
-    std::vector<OutputCheck> outs;
     const fs::path dir = out / v.label;
     fs::create_directories(dir);
+    std::vector<synth::Utterance> us;
+    std::vector<std::pair<const Prompt*, uint64_t>> what;  // prompt and seed of us[i]
     for (const auto& p : prompts)
         for (int k = 0; k < o.seeds; ++k) {
-            outs.push_back(generate_one(synth, v, p, o.first_seed + static_cast<uint64_t>(k), cond, o, dir));
-            if (o.log) o.log(output_line(v.label, outs.back()));
+            what.emplace_back(&p, o.first_seed + static_cast<uint64_t>(k));
+            us.push_back(utterance_for(v, p, what.back().second, cond, o));
         }
+    std::vector<OutputCheck> outs(us.size());
+    std::string bad_input;  // the same for every prompt (language, model, adapter): exit 2 once the run is over
+    const int64_t batch = o.batch > 0 ? o.batch : synth::default_batch(synth.load_options().device);
+    synth.speak_batch(us, batch, [&](size_t i, synth::BatchLineResult&& line) {
+        if (line.bad_input && bad_input.empty()) bad_input = line.error;
+        outs[i] = check_output(synth, *what[i].first, what[i].second, std::move(line), cond, dir);
+        if (o.log) o.log(output_line(v.label, outs[i]));
+    });
+    if (!bad_input.empty()) throw InputError(bad_input);
     return outs;
 }
 
@@ -601,11 +611,11 @@ json settings_json(const RunFacts& f, const EvalOptions& o) {
         {"max_frames", o.max_frames > 0 ? o.max_frames : gen.max_new_tokens},
         {"frames_per_token", o.frames_per_token},
         {"min_frames", o.min_frames},
-        {"language", o.language.empty() ? json("per adapter (training_meta.json), else english") : json(lower(o.language))},
+        {"language", o.language.empty() ? json("per adapter (training_meta.json), else english") : json(io::ascii_lower(o.language))},
         {"sampling", "generation_config.json (seeded)"},
         {"voice", "clone of the dataset's reference, with and without the adapter: x-vector, or ICL (the reference's "
                   "codes and ref_text.txt in the prompt) for adapters trained with --prompt icl"},
-        {"prompt", o.prompt.empty() ? json("per adapter (training_meta.json), else xvector") : json(lower(o.prompt))},
+        {"prompt", o.prompt.empty() ? json("per adapter (training_meta.json), else xvector") : json(io::ascii_lower(o.prompt))},
         {"compare_base", o.compare_base},
         {"loss", o.loss},
         {"generate", o.generate}};

@@ -41,7 +41,6 @@ std::string esc(const std::string& s) {
     return o;
 }
 
-double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 
 // "a/b/" → "a/b" (as evaluate.cpp's folder_path).
 fs::path folder(const std::string& dir) {

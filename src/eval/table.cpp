@@ -44,7 +44,6 @@ std::string text_line(const std::vector<TableColumn>& cols, const std::vector<st
     return s + "\n";
 }
 
-double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 
 }  // namespace
 

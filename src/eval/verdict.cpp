@@ -1,4 +1,5 @@
 #include "alexandria/eval/verdict.h"
+#include "format.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 namespace alexandria::eval {
+
+using fmtx::json_number;
 
 const std::vector<TroubleshootingRow>& troubleshooting_table() {
     static const std::vector<TroubleshootingRow> rows = {
@@ -249,14 +252,10 @@ nlohmann::json to_json(const AdapterVerdict& v) {
     return nlohmann::json{{"usable", v.usable}, {"summary", v.summary}, {"findings", fs}};
 }
 
-namespace {
-nlohmann::json num(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
-}  // namespace
-
 nlohmann::json to_json(const RefCheck& r) {
     return nlohmann::json{{"present", r.present},          {"characters", r.characters},
-                          {"speech_seconds", r.speech_seconds}, {"chars_per_second", num(r.rate)},
-                          {"ratio_to_dataset", num(r.ratio)},   {"mismatch", r.mismatch},
+                          {"speech_seconds", r.speech_seconds}, {"chars_per_second", json_number(r.rate)},
+                          {"ratio_to_dataset", json_number(r.ratio)},   {"mismatch", r.mismatch},
                           {"reason", r.reason}};
 }
 

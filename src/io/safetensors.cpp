@@ -69,16 +69,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) {
         ::close(fd);
         throw InputError(fmt::format("{}: not a safetensors file ({} bytes, shorter than the 8-byte header size)", path, map_size_));
     }
-    map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Private and writable: a tensor viewing the mapping (view_shared) may be written to; its pages are then copied,
+    // never written back to the file.
+    map_ = ::mmap(nullptr, map_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     ::close(fd);
     if (map_ == MAP_FAILED) {
         map_ = nullptr;
         throw InputError(fmt::format("{}: cannot map: {}", path, std::strerror(errno)));
     }
+    mapping_ = std::shared_ptr<void>(map_, [size = map_size_](void* p) { ::munmap(p, size); });
     try {
         parse(static_cast<const uint8_t*>(map_), map_size_);
     } catch (...) {
-        ::munmap(map_, map_size_);
+        mapping_.reset();
         map_ = nullptr;
         throw;
     }
@@ -101,16 +104,14 @@ void SafetensorsFile::release(const std::string& name) const {
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-SafetensorsFile::~SafetensorsFile() {
-    if (map_) ::munmap(map_, map_size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept { *this = std::move(o); }
 
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
     if (this != &o) {
-        if (map_) ::munmap(map_, map_size_);
         path_ = std::move(o.path_);
+        mapping_ = std::move(o.mapping_);
         map_ = o.map_;
         map_size_ = o.map_size_;
         base_ = o.base_;

@@ -57,6 +57,15 @@ at::Tensor SafetensorsFile::view(const std::string& name) const {
     return torch::from_blob(ptr, t.shape, opts);
 }
 
+at::Tensor SafetensorsFile::view_shared(const std::string& name) const {
+    const auto& t = info(name);
+    auto* ptr = const_cast<uint8_t*>(data(t));
+    if (!mapping_ || reinterpret_cast<uintptr_t>(ptr) % dtype_size(t.dtype) != 0) return view(name).clone();
+    auto keep = mapping_;
+    return torch::from_blob(ptr, t.shape, [keep](void*) mutable { keep.reset(); },
+                            torch::TensorOptions().dtype(to_torch(t.dtype)));
+}
+
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
     nlohmann::json header = nlohmann::json::object();

@@ -13,6 +13,7 @@
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/jsonl.h"
+#include "alexandria/io/strings.h"
 
 namespace alexandria::model {
 
@@ -27,10 +28,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 // Candidate names for a stored speaker vector beside an adapter (ours first).
 const char* kSpeakerFiles[] = {kSpeakerEmbeddingFile, "speaker_embedding.st", "spk_embedding.safetensors"};
@@ -265,7 +262,7 @@ AdapterVoice inspect_adapter_voice(const std::string& dir) {
                 v.ref_sample_text = it->get<std::string>();
             if (auto it = meta.find("prompt"); it != meta.end() && it->is_string()) v.prompt = it->get<std::string>();
             if (auto it = meta.find("language"); it != meta.end() && it->is_string()) {
-                v.language = lower(it->get<std::string>());
+                v.language = io::ascii_lower(it->get<std::string>());
             } else if (meta.contains("ref_sample_text") && meta.contains("model_name")) {
                 // Alexandria's train_lora.py hard-codes the think + English codec prefix (spec §7.3) and records
                 // no language: synthesise under the conditioning it was trained with.

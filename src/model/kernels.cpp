@@ -62,6 +62,35 @@ ALEXANDRIA_AVX2 void block(const float* x, const W* wr, float* y, int64_t N, int
     }
 }
 
+// Four weight rows (w, w + K, w + 2K, w + 3K) against MR rows of x: y[j * N + r] = x[j] · w_r. Each sum is
+// accumulated exactly as block() and the one-row path accumulate it.
+template <typename W, int MR>
+ALEXANDRIA_AVX2 void tile4(const float* x, const W* w, float* y, int64_t N, int64_t K) {
+    const int64_t K8 = K & ~int64_t(7);
+    __m256 a[4][MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 3
+        for (int j = 0; j < MR; ++j) a[r][j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K8; k += 8) {
+        __m256 xv[MR];
+#pragma GCC unroll 3
+        for (int j = 0; j < MR; ++j) xv[j] = _mm256_loadu_ps(x + j * K + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            const __m256 wv = load8(w + r * K + k);
+#pragma GCC unroll 3
+            for (int j = 0; j < MR; ++j) a[r][j] = _mm256_fmadd_ps(wv, xv[j], a[r][j]);
+        }
+    }
+    for (int r = 0; r < 4; ++r)
+        for (int j = 0; j < MR; ++j) {
+            float s = hsum(a[r][j]);
+            for (int64_t k = K8; k < K; ++k) s += load1(w + r * K + k) * x[j * K + k];
+            y[j * N + r] = s;
+        }
+}
+
 // Rows [n0, n1) of y[M, N] = x[M, K] · W[N, K]ᵀ. Each (n, m) sum: one 8-lane accumulator over k in steps of 8,
 // the lanes summed by hsum, then the tail — the same whatever M is.
 template <typename W>
@@ -98,21 +127,19 @@ ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M
         }
         return;
     }
-    // Several rows: each weight chunk is widened once and used by up to 8 rows.
-    for (int64_t n = n0; n < n1; ++n) {
-        for (int64_t m0 = 0; m0 < M; m0 += 8) {
-            switch (std::min<int64_t>(8, M - m0)) {
-                case 8: block<W, 8>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                case 7: block<W, 7>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                case 6: block<W, 6>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                case 5: block<W, 5>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                case 4: block<W, 4>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                case 3: block<W, 3>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                case 2: block<W, 2>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                default: block<W, 1>(x + m0 * K, w + n * K, y + m0 * N + n, N, K);
+    // Several rows: tiles of 4 weight rows × up to 3 rows of x (12 accumulators, 16 registers in all), so each
+    // load feeds 1.7 FMAs instead of under 1 (one weight row against many x rows reloads every x row per weight).
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4)
+        for (int64_t m0 = 0; m0 < M; m0 += 3) {
+            switch (std::min<int64_t>(3, M - m0)) {
+                case 3: tile4<W, 3>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                case 2: tile4<W, 2>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
+                default: tile4<W, 1>(x + m0 * K, w + n * K, y + m0 * N + n, N, K);
             }
         }
-    }
+    for (; n < n1; ++n)
+        for (int64_t m = 0; m < M; ++m) block<W, 1>(x + m * K, w + n * K, y + m * N + n, N, K);
 }
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
+#include "alexandria/model/checkpoint.h"
 #include "alexandria/io/jsonl.h"
 #include "alexandria/io/safetensors.h"
 #include "alexandria/model/checkpoint.h"
@@ -21,8 +22,6 @@ namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string shape_str(torch::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 // Every LoraLinear under the talker with its path relative to the talker.
 std::vector<std::pair<std::string, LoraLinear>> all_linears(Talker& talker) {

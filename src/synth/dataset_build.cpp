@@ -11,24 +11,14 @@
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/jsonl.h"
+#include "alexandria/io/strings.h"
+#include "alexandria/synth/generate.h"
 
 namespace alexandria::synth {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string trim(const std::string& s) {
-    size_t a = s.find_first_not_of(" \t\r\n");
-    if (a == std::string::npos) return "";
-    size_t b = s.find_last_not_of(" \t\r\n");
-    return s.substr(a, b - a + 1);
-}
-
-std::string lower(std::string s) {
-    for (auto& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    return s;
-}
 
 // A seed cell: integer ≥ 0 or a digit string; empty, null or negative = none (Alexandria's rule); anything else
 // is an error (returned as a message).
@@ -48,7 +38,7 @@ std::optional<uint64_t> parse_seed(const nlohmann::json& v, std::string* error) 
         return std::nullopt;
     }
     if (v.is_string()) {
-        std::string s = trim(v.get<std::string>());
+        std::string s = io::trim(v.get<std::string>());
         if (s.empty()) return std::nullopt;
         if (s[0] == '-' && s.size() > 1 && std::all_of(s.begin() + 1, s.end(), ::isdigit)) return std::nullopt;
         if (!std::all_of(s.begin(), s.end(), ::isdigit) || s.size() > 19) {
@@ -67,12 +57,12 @@ std::vector<std::string> row_from_object(const nlohmann::json& obj, BuildRow& ro
     const char* efield = obj.contains("emotion") ? "emotion" : obj.contains("instruct") ? "instruct" : nullptr;
     if (efield) {
         auto& e = obj[efield];
-        if (e.is_string()) row.emotion = trim(e.get<std::string>());
+        if (e.is_string()) row.emotion = io::trim(e.get<std::string>());
         else if (!e.is_null()) errs.push_back(fmt::format("field '{}': expected a string, got {}", efield, e.type_name()));
     }
     if (!obj.contains("text")) errs.push_back("field 'text': missing");
     else if (!obj["text"].is_string()) errs.push_back(fmt::format("field 'text': expected a string, got {}", obj["text"].type_name()));
-    else row.text = trim(obj["text"].get<std::string>());
+    else row.text = io::trim(obj["text"].get<std::string>());
     if (obj.contains("seed")) {
         std::string err;
         row.seed = parse_seed(obj["seed"], &err);
@@ -94,7 +84,7 @@ std::vector<std::pair<int, std::vector<std::string>>> parse_csv(const std::strin
     if (data.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
     auto end_record = [&] {
         fields.push_back(field);
-        bool blank = fields.size() == 1 && trim(fields[0]).empty() && !any;
+        bool blank = fields.size() == 1 && io::trim(fields[0]).empty() && !any;
         if (!blank) recs.emplace_back(rec_line, fields);
         fields.clear();
         field.clear();
@@ -145,7 +135,7 @@ std::vector<BuildRow> read_build_rows(const std::string& path) {
     std::error_code ec;
     if (!fs::is_regular_file(path, ec)) throw InputError(fmt::format("{}: rows file not found", path));
     std::string name = fs::path(path).filename().string();
-    std::string ext = lower(fs::path(path).extension().string());
+    std::string ext = io::ascii_lower(fs::path(path).extension().string());
     std::vector<BuildRow> rows;
     std::vector<std::string> errors;
     auto add = [&](int line, BuildRow row, std::vector<std::string> errs) {
@@ -189,7 +179,7 @@ std::vector<BuildRow> read_build_rows(const std::string& path) {
             std::map<std::string, int> cols;
             bool header = true;
             for (size_t c = 0; c < h.size(); ++c) {
-                std::string k = lower(trim(h[c]));
+                std::string k = io::ascii_lower(io::trim(h[c]));
                 if (k == "instruct" || k == "style") k = "emotion";
                 if (k != "emotion" && k != "text" && k != "seed") header = false;
                 cols[k] = int(c);
@@ -211,8 +201,8 @@ std::vector<BuildRow> read_build_rows(const std::string& path) {
                                            "commas)",
                                            f.size(), f.size() == 1 ? "" : "s"));
             } else {
-                if (col_emotion >= 0) r.emotion = trim(f[size_t(col_emotion)]);
-                r.text = trim(f[size_t(col_text)]);
+                if (col_emotion >= 0) r.emotion = io::trim(f[size_t(col_emotion)]);
+                r.text = io::trim(f[size_t(col_text)]);
                 if (col_seed >= 0 && size_t(col_seed) < f.size()) {
                     std::string err;
                     r.seed = parse_seed(nlohmann::json(f[size_t(col_seed)]), &err);
@@ -256,7 +246,7 @@ double text_weight(const std::string& t) {
 }
 
 bool is_neutral_emotion(const std::string& emotion) {
-    std::string e = lower(trim(emotion));
+    std::string e = io::ascii_lower(io::trim(emotion));
     return e.empty() || e.find("neutral") != std::string::npos || e.find("calm") != std::string::npos;
 }
 
@@ -369,7 +359,7 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
         throw InputError(fmt::format("{}: a '{}' checkpoint; dataset build needs a VoiceDesign model "
                                      "(e.g. Qwen3-TTS-12Hz-1.7B-VoiceDesign)",
                                      synth.model_dir(), synth.config().tts_model_type));
-    std::string description = trim(opt.description);
+    std::string description = io::trim(opt.description);
     if (description.empty()) throw InputError("--description: the voice description is empty");
     if (!io::valid_utf8(description)) throw InputError("--description: not valid UTF-8");
     if (opt.out.empty()) throw InputError("no dataset folder (NAME) given");
@@ -436,17 +426,63 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
         return io::hash_string(k.dump());
     };
 
+    // Rows are generated `batch` at a time (Synthesizer::speak_batch), in rounds: each round takes the next seed of
+    // every row not yet finished, so a row's takes are the ones it gets alone, and rows that need another attempt
+    // simply come back in the next round. A row is finished (state saved, on_row called) as soon as it is kept or
+    // out of attempts.
+    struct Pending {
+        size_t slot = 0;              // index in rows and rep.rows
+        std::string key;
+        std::vector<uint64_t> tried;  // seeds tried, also by earlier runs (a failed row resumes after its last)
+        uint64_t seed = 0;            // the next seed to try
+        int attempts = 0;             // this run's
+        std::vector<float> last_audio;
+        bool have_audio = false, ok = false;
+    };
+    rep.rows.resize(rows.size());
     int handled = 0;
-    for (auto& row : rows) {
-        BuildRowResult res;
+    auto finished = [&](size_t slot) {
+        const BuildRowResult& res = rep.rows[slot];
+        if (res.status == "done") {
+            ++rep.done;
+            if (res.reused) ++rep.reused;
+            if (res.suspect) ++rep.suspect_kept;
+        } else {
+            ++rep.failed;
+        }
+        ++handled;
+        if (on_row) on_row(res, handled, int(rows.size()));
+    };
+    auto save_row = [&](Pending& p) {
+        BuildRowResult& res = rep.rows[p.slot];
+        if (p.ok || (p.have_audio && opt.accept_suspect)) {
+            io::Audio a;
+            a.samples = std::move(p.last_audio);
+            io::write_audio((work / (p.key + ".wav")).string(), a, io::AudioFormat::WavPcm16);
+            res.status = "done";
+            res.suspect = !p.ok;
+        } else {
+            res.status = "failed";
+        }
+        // seeds_tried in the state spans runs; the report shows this run's attempts
+        state["rows"][p.key] = nlohmann::json{
+            {"status", res.status}, {"suspect", res.suspect}, {"seed_used", res.seed_used}, {"seeds_tried", p.tried},
+            {"reason", res.reason}, {"seconds", res.seconds}, {"frames", res.frames},       {"hit_cap", res.hit_cap},
+            {"text", rows[p.slot].text}, {"instruct", res.instruct}};
+        io::write_file_atomic(state_path, state.dump(2) + "\n");
+        finished(p.slot);
+    };
+
+    std::vector<Pending> pending;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const BuildRow& row = rows[i];
+        BuildRowResult& res = rep.rows[i];
         res.row = row;
         res.instruct = build_instruct(description, row.emotion);
         std::optional<uint64_t> requested = row.seed ? row.seed : opt.seed;
         std::string key = row_key(row, res.instruct);
-        fs::path wav = work / (key + ".wav");
-        auto& st = state["rows"][key];
-
-        if (st.is_object() && st.value("status", "") == "done" && fs::exists(wav, ec)) {
+        const auto& st = state["rows"][key];
+        if (st.is_object() && st.value("status", "") == "done" && fs::exists(work / (key + ".wav"), ec)) {
             res.status = "done";
             res.reused = true;
             res.suspect = st.value("suspect", false);
@@ -456,78 +492,68 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
             res.seconds = st.value("seconds", 0.0);
             res.frames = st.value("frames", int64_t(0));
             res.hit_cap = st.value("hit_cap", false);
-        } else {
-            std::vector<uint64_t> tried = st.is_object() ? st.value("seeds_tried", std::vector<uint64_t>{})
-                                                         : std::vector<uint64_t>{};
-            // the next seed after the last one tried, also across runs (a failed row resumes where it stopped)
-            uint64_t seed = !tried.empty() ? tried.back() + 1 : requested ? *requested : random_seed();
-            std::vector<float> last_audio;
-            SynthResult last;
-            bool ok = false, have_audio = false;
-            for (int attempt = 0; attempt < opt.max_attempts; ++attempt, ++seed) {
-                tried.push_back(seed);
-                res.seeds_tried.push_back(seed);
-                Utterance u;
-                u.text = row.text;
-                u.instruct = res.instruct;
-                u.language = opt.language;
-                u.seed = seed;
-                u.max_frames = opt.max_frames;
-                u.cap_rule = opt.cap_rule;
-                SynthResult r;
-                try {
-                    r = synth.speak(u);
-                } catch (const InputError& e) {
-                    res.reason = e.what();  // the same input fails the same way with any seed
-                    break;
-                } catch (const Error& e) {
-                    res.reason = e.what();
-                    continue;
-                }
-                ++rep.generated;
-                io::Audio a;
-                a.samples = std::move(r.audio);
-                double secs = a.seconds();
-                std::string why = judge_take(secs, r.hit_cap, r.frame_cap, io::audio_stats(a).silent(), row.text, opt);
-                res.reason = why;
-                res.seconds = secs;
-                res.frames = r.frames;
-                res.hit_cap = r.hit_cap;
-                res.seed_used = seed;
-                last_audio = std::move(a.samples);
-                have_audio = true;
-                if (why.empty()) {
-                    ok = true;
-                    break;
-                }
-            }
-            if (ok || (have_audio && opt.accept_suspect)) {
-                io::Audio a;
-                a.samples = std::move(last_audio);
-                io::write_audio(wav.string(), a, io::AudioFormat::WavPcm16);
-                res.status = "done";
-                res.suspect = !ok;
-            } else {
-                res.status = "failed";
-            }
-            // seeds_tried in the state spans runs (a failed row resumes after its last seed); the report shows
-            // this run's attempts
-            st = nlohmann::json{{"status", res.status}, {"suspect", res.suspect},  {"seed_used", res.seed_used},
-                                {"seeds_tried", tried},  {"reason", res.reason},    {"seconds", res.seconds},
-                                {"frames", res.frames},  {"hit_cap", res.hit_cap},  {"text", row.text},
-                                {"instruct", res.instruct}};
-            io::write_file_atomic(state_path, state.dump(2) + "\n");
+            finished(i);
+            continue;
         }
-        if (res.status == "done") {
-            ++rep.done;
-            if (res.reused) ++rep.reused;
-            if (res.suspect) ++rep.suspect_kept;
-        } else {
-            ++rep.failed;
+        Pending p;
+        p.slot = i;
+        p.key = key;
+        if (st.is_object()) p.tried = st.value("seeds_tried", std::vector<uint64_t>{});
+        p.seed = !p.tried.empty() ? p.tried.back() + 1 : requested ? *requested : random_seed();
+        pending.push_back(std::move(p));
+    }
+
+    const int64_t batch = opt.batch > 0 ? opt.batch : default_batch(synth.load_options().device);
+    while (!pending.empty()) {
+        std::vector<Utterance> us;
+        for (auto& p : pending) {
+            Utterance u;
+            u.text = rows[p.slot].text;
+            u.instruct = rep.rows[p.slot].instruct;
+            u.language = opt.language;
+            u.seed = p.seed;
+            u.max_frames = opt.max_frames;
+            u.cap_rule = opt.cap_rule;
+            us.push_back(std::move(u));
+            p.tried.push_back(p.seed);
+            rep.rows[p.slot].seeds_tried.push_back(p.seed);
+            ++p.attempts;
         }
-        rep.rows.push_back(res);
-        ++handled;
-        if (on_row) on_row(rep.rows.back(), handled, int(rows.size()));
+        std::vector<bool> done_now(pending.size(), false);
+        synth.speak_batch(us, batch, [&](size_t k, BatchLineResult&& line) {
+            Pending& p = pending[k];
+            BuildRowResult& res = rep.rows[p.slot];
+            const uint64_t seed = p.seed++;
+            if (!line.error.empty()) {
+                res.reason = line.error;
+                // the same input fails the same way with any seed
+                if (line.bad_input || p.attempts >= opt.max_attempts) done_now[k] = true;
+                return;
+            }
+            ++rep.generated;
+            io::Audio a;
+            a.samples = std::move(line.result.audio);
+            const double secs = a.seconds();
+            const std::string why = judge_take(secs, line.result.hit_cap, line.result.frame_cap,
+                                               io::audio_stats(a).silent(), rows[p.slot].text, opt);
+            res.reason = why;
+            res.seconds = secs;
+            res.frames = line.result.frames;
+            res.hit_cap = line.result.hit_cap;
+            res.seed_used = seed;
+            p.last_audio = std::move(a.samples);
+            p.have_audio = true;
+            p.ok = why.empty();
+            if (p.ok || p.attempts >= opt.max_attempts) done_now[k] = true;
+        });
+        std::vector<Pending> next;
+        for (size_t k = 0; k < pending.size(); ++k) {
+            if (done_now[k])
+                save_row(pending[k]);
+            else
+                next.push_back(std::move(pending[k]));
+        }
+        pending = std::move(next);
     }
     io::write_file_atomic(state_path, state.dump(2) + "\n");
 

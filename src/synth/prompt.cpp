@@ -4,15 +4,11 @@
 #include <cctype>
 
 #include "alexandria/io/error.h"
+#include "alexandria/io/strings.h"
 
 namespace alexandria::synth {
 
 namespace {
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 std::string join(const std::vector<std::string>& v) {
     std::string out;
@@ -31,7 +27,7 @@ int64_t language_id(const std::string& lang, const model::ModelConfig& cfg) {
 }  // namespace
 
 TextLayout parse_text_layout(const std::string& s) {
-    auto l = lower(s);
+    auto l = io::ascii_lower(s);
     if (l == "streaming") return TextLayout::Streaming;
     if (l == "non-streaming" || l == "non_streaming" || l == "nonstreaming") return TextLayout::NonStreaming;
     throw InputError(fmt::format("text layout '{}': expected 'streaming' or 'non-streaming'", s));
@@ -59,13 +55,13 @@ std::string describe(const PromptRow& r) {
 std::vector<int64_t> codec_prefix_ids(const std::string& language, const std::string& speaker,
                                       const model::ModelConfig& cfg) {
     const auto& t = cfg.talker;
-    auto lang = lower(language.empty() ? "auto" : language);
+    auto lang = io::ascii_lower(language.empty() ? "auto" : language);
     std::optional<int64_t> lang_id;
     if (lang != "auto") lang_id = language_id(lang, cfg);
     // Dialect override (upstream M:2120-2124): a dialect speaker speaks its dialect when the language is
     // Chinese or left to "auto".
     if (!speaker.empty() && (lang == "chinese" || lang == "auto")) {
-        auto it = t.spk_is_dialect.find(lower(speaker));
+        auto it = t.spk_is_dialect.find(io::ascii_lower(speaker));
         if (it != t.spk_is_dialect.end() && !it->second.empty()) {
             auto d = t.codec_language_id.find(it->second);
             if (d == t.codec_language_id.end())
@@ -90,7 +86,7 @@ PromptRecipe build_prompt(const PromptRequest& req, const model::ModelConfig& cf
 
     std::string speaker;
     if (req.voice == VoiceKind::NamedSpeaker) {
-        speaker = lower(req.speaker);
+        speaker = io::ascii_lower(req.speaker);
         if (!t.spk_id.count(speaker)) {
             auto sp = cfg.supported_speakers();
             throw InputError(fmt::format("speaker '{}' is not in this model (speakers: {})", req.speaker,

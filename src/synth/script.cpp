@@ -11,18 +11,11 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/io/jsonl.h"
+#include "alexandria/io/strings.h"
 
 namespace alexandria::synth {
 
 namespace {
-
-std::string trim(const std::string& s) {
-    const char* ws = " \t\r\n\f\v";
-    auto a = s.find_first_not_of(ws);
-    if (a == std::string::npos) return "";
-    auto b = s.find_last_not_of(ws);
-    return s.substr(a, b - a + 1);
-}
 
 // Byte length of the UTF-8 sequence starting with `c` (1 for stray continuation bytes).
 size_t seq_len(unsigned char c) {
@@ -113,14 +106,14 @@ std::vector<std::string> pack(const std::vector<std::vector<std::string>>& ps, s
     for (const auto& p : ps) {
         std::string piece = concat(p, 0, p.size());
         std::string joined = cur + piece;
-        if (!trim(cur).empty() && count_code_points(trim(joined)) > max) {
-            out.push_back(trim(cur));
+        if (!io::trim(cur).empty() && count_code_points(io::trim(joined)) > max) {
+            out.push_back(io::trim(cur));
             cur = piece;
         } else {
             cur = joined;
         }
     }
-    if (!trim(cur).empty()) out.push_back(trim(cur));
+    if (!io::trim(cur).empty()) out.push_back(io::trim(cur));
     return out;
 }
 
@@ -133,7 +126,7 @@ size_t count_code_points(const std::string& s) {
 }
 
 std::vector<std::string> split_text(const std::string& text, int max_chars) {
-    std::string t = trim(text);
+    std::string t = io::trim(text);
     if (t.empty()) return {};
     if (max_chars <= 0 || count_code_points(t) <= static_cast<size_t>(max_chars)) return {t};
     const size_t max = static_cast<size_t>(max_chars);
@@ -189,7 +182,7 @@ Script read_script(const std::string& path) {
                 if (!it->is_string())
                     throw InputError(fmt::format("{}: field 'text': expected a string, got {}", where,
                                                  it->type_name()));
-                l.text = trim(it->get<std::string>());
+                l.text = io::trim(it->get<std::string>());
                 if (l.text.empty()) throw InputError(fmt::format("{}: field 'text': empty", where));
                 const std::pair<const char*, std::string*> fields[] = {{"out", &l.out},
                                                                         {"speaker", &l.speaker},
@@ -238,13 +231,9 @@ void validate_script(const Script& script, const ScriptCheck& check) {
             }
         }
         // speaker names match case-insensitively, as the prompt builder looks them up
-        auto lower = [](std::string x) {
-            for (auto& ch : x) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-            return x;
-        };
         if (!l.speaker.empty() && !check.speakers.empty() &&
             std::none_of(check.speakers.begin(), check.speakers.end(),
-                         [&](const std::string& sp) { return lower(sp) == lower(l.speaker); }))
+                         [&](const std::string& sp) { return io::ascii_lower(sp) == io::ascii_lower(l.speaker); }))
             bad.push_back({l.line, l.index,
                            fmt::format("{}: field 'speaker': unknown speaker '{}' (this model has: {})", where,
                                        l.speaker, fmt::join(check.speakers, ", "))});

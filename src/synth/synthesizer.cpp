@@ -11,6 +11,7 @@
 #include "alexandria/io/files.h"
 #include "alexandria/io/model_location.h"
 #include "alexandria/io/safetensors.h"
+#include "alexandria/io/strings.h"
 #include "alexandria/model/speaker_encoder.h"
 #include "alexandria/text/prompt.h"
 
@@ -28,12 +29,6 @@ std::string error_text(const std::exception& e) {
     return e.what();
 }
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
 
 }  // namespace
 
@@ -262,7 +257,7 @@ Synthesizer::Prepared Synthesizer::prepare(const Utterance& u) {
     auto target = text::encode_target_text(*S.tok, u.text);
     req.role.assign(target.role.begin(), target.role.end());
     req.content.assign(target.content.begin(), target.content.end());
-    req.language = lower(!u.language.empty() ? u.language : (av && !av->language.empty() ? av->language : "auto"));
+    req.language = io::ascii_lower(!u.language.empty() ? u.language : (av && !av->language.empty() ? av->language : "auto"));
 
     if (!u.instruct.empty()) {
         if (type == "custom_voice" && cfg.tts_model_size == "0b6")
@@ -425,6 +420,8 @@ void Synthesizer::speak_batch(const std::vector<Utterance>& us, int64_t batch, c
                     job.opts = generate_options(*this, us[idx], pd.prepared);
                     pending.emplace(job.id, std::move(pd));
                     return true;
+                } catch (const InputError& e) {
+                    on_line(idx, BatchLineResult{{}, error_text(e), true});
                 } catch (const std::exception& e) {
                     on_line(idx, BatchLineResult{{}, error_text(e)});
                 }

@@ -234,6 +234,32 @@ TEST_CASE("a generation forced to hit the frame cap is a runaway: not usable, ev
     CHECK(logged);
 }
 
+TEST_CASE("outputs generated together are the outputs generated one at a time") {
+    TempDir t;
+    auto data = copy_tiny_voice(t.path);
+    auto o = small_options(t.path, data);
+    o.loss = false;
+    o.compare_base = false;
+    o.seeds = 3;  // 2 prompts × 3 seeds = 6 outputs
+    o.batch = 1;
+    o.out = (t / "one").string();
+    auto one = evaluate(o);
+    o.batch = 4;  // fewer slots than outputs: slots are refilled
+    o.out = (t / "four").string();
+    auto four = evaluate(o);
+    REQUIRE(one.adapters[0].outputs.size() == 6);
+    REQUIRE(four.adapters[0].outputs.size() == 6);
+    for (size_t i = 0; i < 6; ++i) {
+        const auto &a = one.adapters[0].outputs[i], &b = four.adapters[0].outputs[i];
+        INFO("output " << i);
+        CHECK(a.prompt_id == b.prompt_id);
+        CHECK(a.seed == b.seed);
+        CHECK(a.frames == b.frames);
+        CHECK_FALSE(b.failed);
+        CHECK(io::read_file(a.wav) == io::read_file(b.wav));
+    }
+}
+
 TEST_CASE("several adapters on a split dataset: one table, a ranking, the base model once") {
     TempDir t;
     auto data = copy_tiny_voice(t.path);

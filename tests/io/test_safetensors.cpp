@@ -83,6 +83,27 @@ TEST_CASE("released tensor pages read back the same bytes") {
     CHECK(m.view("x").numel() == 2);
 }
 
+TEST_CASE("a shared view outlives the file object and never writes to the file") {
+    TempDir dir;
+    auto path = (dir / "table.safetensors").string();
+    auto table = torch::randn({512, 256}).to(torch::kBFloat16);
+    io::save_safetensors(path, {{"table", table}});
+    torch::Tensor v;
+    {
+        io::SafetensorsFile f(path);
+        v = f.view_shared("table");
+    }  // the mapping stays while v lives
+    CHECK(torch::equal(v, table));
+    v.mul_(2);  // copy-on-write: the process sees its change, the file does not
+    CHECK(torch::equal(v, table * 2));
+    io::SafetensorsFile again(path);
+    CHECK(torch::equal(again.view("table"), table));
+    auto mem = raw(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8);
+    auto m = io::SafetensorsFile::from_memory(mem.data(), mem.size(), "mem");
+    auto copy = m.view_shared("x");  // no mapping to keep alive: a copy
+    CHECK(copy.data_ptr() != m.view("x").data_ptr());
+}
+
 TEST_CASE("safetensors header is untrusted input") {
     SECTION("shorter than 8 bytes") {
         std::vector<uint8_t> b{1, 2, 3};

@@ -105,6 +105,29 @@ TEST_CASE("dataset build: suspect takes are retried with the next seed, reported
     REQUIRE(rep.rows[0].suspect);
 }
 
+TEST_CASE("dataset build: rows generated together are the rows generated one at a time") {
+    TempDir t;
+    write(t / "rows.jsonl", kRows);
+    auto o = options(t);
+    o.accept_suspect = true;  // every take is suspect (frame cap): two attempts each, the second kept
+    o.batch = 1;
+    auto one = build_dataset(vd(), o);
+    o.out = (t / "batched").string();
+    o.batch = 3;  // fewer slots than rows: a slot is refilled within a round
+    auto three = build_dataset(vd(), o);
+    REQUIRE(one.done == 4);
+    REQUIRE(three.done == 4);
+    REQUIRE(three.generated == 8);
+    for (size_t i = 0; i < 4; ++i) {
+        INFO("row " << i);
+        REQUIRE(three.rows[i].seeds_tried == one.rows[i].seeds_tried);
+        REQUIRE(three.rows[i].seed_used == one.rows[i].seed_used);
+        const auto name = fmt::format("sample_{:03d}.wav", i);
+        REQUIRE(io::read_file(fs::path(o.out) / name) == io::read_file(t / "voice" / name));
+    }
+    REQUIRE(three.rows[0].seeds_tried == std::vector<uint64_t>{7, 8});
+}
+
 TEST_CASE("dataset build: files, metadata, reference pick, recorded seeds, restart") {
     TempDir t;
     write(t / "rows.jsonl", kRows);

@@ -92,6 +92,7 @@ struct EvalOptions {
     std::string device = "auto";
     std::string dtype = "auto";         // auto: f32 on the CPU, bf16 on CUDA
     int64_t max_frames = 0;             // 0 = generation_config.json's max_new_tokens
+    int64_t batch = 0;                  // outputs generated at once (speak_batch); 0 = per device (default_batch)
     double frames_per_token = 6.0;      // the runaway guard (synth::FrameCapRule)
     int64_t min_frames = 64;
     bool compare_base = true;           // also generate with the base model (speaker-similarity reference)

@@ -46,6 +46,11 @@ public:
 
     // A CPU tensor viewing the mapping (no copy; valid while this object lives). Use .clone()/.to() to keep it.
     at::Tensor view(const std::string& name) const;
+    // A CPU tensor viewing the mapping that keeps the mapping alive after this object is gone: only the pages
+    // read are ever brought into memory, which suits a large table read a few rows at a time (the talker's
+    // 151,936-row text embedding). Writing to it copies the pages written, never changes the file. An in-memory
+    // buffer (from_memory) or a misaligned tensor gives a copy instead.
+    at::Tensor view_shared(const std::string& name) const;
     // The tensor's bytes were copied out and will not be read again: the whole pages inside it go back to the
     // kernel (clean file pages, re-read if touched), so a loaded model is not counted twice in the RSS, once as
     // the mapped file and once as its copy. No-op for in-memory buffers.
@@ -55,6 +60,7 @@ private:
     SafetensorsFile() = default;
     void parse(const uint8_t* data, size_t size);
     std::string path_;
+    std::shared_ptr<void> mapping_;  // owns map_ (munmap when the last view_shared tensor and this object are gone)
     void* map_ = nullptr;
     size_t map_size_ = 0;
     const uint8_t* base_ = nullptr;  // start of the data section

@@ -46,4 +46,7 @@ struct LoadedModel {
 LoadedModel load_model(const std::string& dir, torch::Device device = torch::kCPU,
                        torch::Dtype dtype = torch::kFloat32);
 
+// A shape as messages print it: [2048, 1024].
+std::string shape_str(torch::IntArrayRef s);
+
 }  // namespace alexandria::model

@@ -84,6 +84,7 @@ struct DatasetBuildOptions {
     std::string language;     // "" = auto
     int64_t max_frames = 0;   // 0 = the checkpoint's max_new_tokens (2048, as Alexandria)
     FrameCapRule cap_rule;    // the synthesizer's runaway guard; a row that hits it is suspect and regenerated
+    int64_t batch = 0;        // rows generated at once (Synthesizer::speak_batch); 0 = per device (default_batch)
 };
 
 struct BuildRowResult {
@@ -118,7 +119,8 @@ struct DatasetBuildReport {
 std::string judge_take(double seconds, bool hit_cap, int64_t frame_cap, bool silent, const std::string& text,
                        const DatasetBuildOptions& options);
 
-// Called after each row is finished (reused, done or failed): result, rows handled so far, total.
+// Called as each row is finished (reused, done or failed; rows generated together finish in any order):
+// result, rows handled so far, total.
 using BuildRowCallback = std::function<void(const BuildRowResult&, int done, int total)>;
 
 // Runs the build with a loaded VoiceDesign synthesizer. InputError: not a VoiceDesign checkpoint, empty

@@ -134,6 +134,7 @@ std::vector<float> decode_in_blocks(const codec::Codec& codec, const torch::Tens
 struct BatchLineResult {
     SynthResult result;
     std::string error;
+    bool bad_input = false;  // the error is the input's (an InputError: a bad language, voice, reference, ...)
 };
 using BatchLineCallback = std::function<void(size_t index, BatchLineResult&& line)>;
 
