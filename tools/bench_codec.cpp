@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "alexandria/io/device.h"
 #include "alexandria/codec/codec.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
@@ -105,6 +106,7 @@ int main(int argc, char** argv) {
     app.add_option("--stream-frames", stream_frames, "frames per push in the streaming figure")->capture_default_str();
     app.add_option("--json", json_path, "also write the figures to this JSON file");
     CLI11_PARSE(app, argc, argv);
+    alexandria::io::keep_freed_memory();  // as the commands do
     try {
         if (threads > 0) torch::set_num_threads(threads);
         torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "alexandria/io/device.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/torch_compat.h"
 #include "alexandria/model/config.h"
@@ -186,6 +187,49 @@ std::vector<Case> cases(const std::vector<train::PromptMode>& prompts, const std
     return out;
 }
 
+// Every case in turn (LoRA branches re-attached when the rank changes); a case that would start after
+// max_seconds is listed in `skipped` instead.
+nlohmann::json run_cases(Bench& b, const std::vector<Case>& all, double max_seconds, Clock::time_point start,
+                         nlohmann::json& skipped) {
+    nlohmann::json runs = nlohmann::json::array();
+    int64_t attached_rank = 0;
+    for (const Case& c : all) {
+        if (max_seconds > 0 && seconds_since(start) > max_seconds) {
+            skipped.push_back({{"prompt", train::prompt_mode_name(c.prompt)}, {"rank", c.rank}, {"batch", c.batch},
+                               {"frames", c.frames}, {"reason", fmt::format("--max-seconds {} spent", max_seconds)}});
+            continue;
+        }
+        if (c.rank != attached_rank) {
+            torch::manual_seed(0);
+            model::LoraConfig lc;
+            lc.r = c.rank;
+            lc.alpha = 128;
+            lc.dropout = 0.05;
+            model::attach_lora(b.talker, lc);  // replaces the previous rank's branches
+            attached_rank = c.rank;
+        }
+        runs.push_back(run_case(b, c));
+        std::fprintf(stderr, "bench_train: %s rank %lld batch %lld frames %lld: %.2f passes/s, peak RSS %.0f MiB\n",
+                     train::prompt_mode_name(c.prompt).c_str(), static_cast<long long>(c.rank),
+                     static_cast<long long>(c.batch), static_cast<long long>(c.frames),
+                     runs.back()["passes_per_second"].get<double>(), runs.back()["peak_rss_mib"].get<double>());
+    }
+    return runs;
+}
+
+// The document to --json; on stdout, a single run alone (with the settings), else the whole document.
+void emit(const nlohmann::json& doc, const std::string& json_path) {
+    if (!json_path.empty()) io::write_file_atomic(json_path, doc.dump(2) + "\n");
+    const auto& runs = doc["runs"];
+    if (runs.size() == 1 && doc["skipped"].empty()) {
+        nlohmann::json one = runs[0];
+        for (const char* k : {"preset", "device", "dtype", "threads"}) one[k] = doc[k];
+        std::printf("%s\n", one.dump(2).c_str());
+    } else {
+        std::printf("%s\n", doc.dump(2).c_str());
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -228,6 +272,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--json", json_path, "Also write the whole document to this file (atomically)");
     CLI11_PARSE(app, argc, argv);
+    alexandria::io::keep_freed_memory();  // as the commands do
     try {
         const auto start = Clock::now();
         if (threads > 0) torch::set_num_threads(threads);
@@ -261,30 +306,9 @@ int main(int argc, char** argv) {
         b.ctx.speaker = (torch::randn({b.cfg.talker.hidden_size}) * 0.1).to(b.device, dtype);
         const double build_s = seconds_since(start);
 
-        nlohmann::json runs = nlohmann::json::array(), skipped = nlohmann::json::array();
-        int64_t attached_rank = 0;
-        for (const Case& c : cases(prompts, ranks, batches, clips, frames)) {
-            if (max_seconds > 0 && seconds_since(start) > max_seconds) {
-                skipped.push_back({{"prompt", train::prompt_mode_name(c.prompt)}, {"rank", c.rank}, {"batch", c.batch},
-                                   {"frames", c.frames},
-                                   {"reason", fmt::format("--max-seconds {} spent", max_seconds)}});
-                continue;
-            }
-            if (c.rank != attached_rank) {
-                torch::manual_seed(0);
-                model::LoraConfig lc;
-                lc.r = c.rank;
-                lc.alpha = 128;
-                lc.dropout = 0.05;
-                model::attach_lora(b.talker, lc);  // replaces the previous rank's branches
-                attached_rank = c.rank;
-            }
-            runs.push_back(run_case(b, c));
-            std::fprintf(stderr, "bench_train: %s rank %lld batch %lld frames %lld: %.2f passes/s, peak RSS %.0f MiB\n",
-                         train::prompt_mode_name(c.prompt).c_str(), static_cast<long long>(c.rank),
-                         static_cast<long long>(c.batch), static_cast<long long>(c.frames),
-                         runs.back()["passes_per_second"].get<double>(), runs.back()["peak_rss_mib"].get<double>());
-        }
+        nlohmann::json skipped = nlohmann::json::array();
+        const nlohmann::json runs =
+            run_cases(b, cases(prompts, ranks, batches, clips, frames), max_seconds, start, skipped);
         nlohmann::json doc{{"bench", "train"},
                            {"preset", preset},
                            {"device", device_s},
@@ -294,14 +318,7 @@ int main(int argc, char** argv) {
                            {"runs", runs},
                            {"skipped", skipped},
                            {"total_seconds", seconds_since(start)}};
-        if (!json_path.empty()) io::write_file_atomic(json_path, doc.dump(2) + "\n");
-        if (runs.size() == 1 && skipped.empty()) {
-            nlohmann::json one = runs[0];
-            for (const char* k : {"preset", "device", "dtype", "threads"}) one[k] = doc[k];
-            std::printf("%s\n", one.dump(2).c_str());
-        } else {
-            std::printf("%s\n", doc.dump(2).c_str());
-        }
+        emit(doc, json_path);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_train: %s\n", e.what());

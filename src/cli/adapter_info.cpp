@@ -3,7 +3,7 @@
 #include "cli.h"
 
 namespace alexandria::cli {
-namespace {
+namespace adapter_info_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct InfoOpts {
     std::string adapter;
@@ -50,5 +50,5 @@ const bool info_registered = add_command({"info", "adapter", "Show an adapter's 
         return [o] { return run_info(*o); };
     }});
 
-}  // namespace
+}  // namespace adapter_info_command
 }  // namespace alexandria::cli

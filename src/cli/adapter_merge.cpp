@@ -3,7 +3,7 @@
 #include "cli.h"
 
 namespace alexandria::cli {
-namespace {
+namespace adapter_merge_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct MergeOpts {
     synth::MergeOptions m;
@@ -32,5 +32,5 @@ const bool merge_registered = add_command({"merge", "adapter", "Fold an adapter 
         return [o] { return run_merge(*o); };
     }});
 
-}  // namespace
+}  // namespace adapter_merge_command
 }  // namespace alexandria::cli

@@ -10,7 +10,7 @@
 #include "alexandria/synth/dataset_build.h"
 #include "cli.h"
 
-namespace {
+namespace dataset_build_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     std::string name, model, description, rows, device = "auto", language = "auto", rows_template;
@@ -134,4 +134,4 @@ const bool registered = alexandria::cli::add_command(
          return [o] { return run(*o); };
      }});
 
-}  // namespace
+}  // namespace dataset_build_command

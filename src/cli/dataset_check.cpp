@@ -5,7 +5,7 @@
 #include "alexandria/dataset/check.h"
 #include "cli.h"
 
-namespace {
+namespace dataset_check_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     std::string dir;
@@ -49,4 +49,4 @@ const bool registered = alexandria::cli::add_command(
          return [o] { return run(*o); };
      }});
 
-}  // namespace
+}  // namespace dataset_check_command

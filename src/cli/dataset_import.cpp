@@ -7,7 +7,7 @@
 #include "alexandria/dataset/import.h"
 #include "cli.h"
 
-namespace {
+namespace dataset_import_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     std::string source, out, format = "auto", ref, ref_text;
@@ -93,4 +93,4 @@ const bool registered = alexandria::cli::add_command(
          return [o] { return run(*o); };
      }});
 
-}  // namespace
+}  // namespace dataset_import_command

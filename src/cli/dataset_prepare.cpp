@@ -7,7 +7,7 @@
 #include "alexandria/io/device.h"
 #include "cli.h"
 
-namespace {
+namespace dataset_prepare_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     std::string dir, model, device = "cpu";
@@ -56,4 +56,4 @@ const bool registered = alexandria::cli::add_command(
          return [o] { return run(*o); };
      }});
 
-}  // namespace
+}  // namespace dataset_prepare_command

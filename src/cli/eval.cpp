@@ -4,7 +4,7 @@
 #include "cli.h"
 
 namespace alexandria::cli {
-namespace {
+namespace eval_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     eval::EvalOptions e;
@@ -78,5 +78,5 @@ const bool registered = add_command(
          return [o] { return run(*o); };
      }});
 
-}  // namespace
+}  // namespace eval_command
 }  // namespace alexandria::cli

@@ -17,6 +17,8 @@
 
 #ifdef ALEXANDRIA_WITH_TORCH
 #include <c10/util/Exception.h>
+
+#include "alexandria/io/device.h"
 #endif
 
 #include "alexandria/version.h"
@@ -220,6 +222,7 @@ int run_cli(int argc, char** argv) {
 
 #ifdef ALEXANDRIA_WITH_TORCH
 extern "C" __attribute__((visibility("default"))) int alexandria_torch_main(int argc, char** argv) {
+    alexandria::io::keep_freed_memory();
     return alexandria::cli::run_cli(argc, argv);
 }
 #else

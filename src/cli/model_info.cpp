@@ -5,7 +5,7 @@
 #include <fmt/ranges.h>
 
 namespace alexandria::cli {
-namespace {
+namespace model_info_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     std::string model;
@@ -61,5 +61,5 @@ const bool registered = add_command({"info", "model", "Show a model folder's typ
         return [o] { return run(*o); };
     }});
 
-}  // namespace
+}  // namespace model_info_command
 }  // namespace alexandria::cli

@@ -6,7 +6,7 @@
 #include "alexandria/plan/recommend.h"
 #include "cli.h"
 
-namespace {
+namespace recommend_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     std::string dir;
@@ -95,4 +95,4 @@ const bool registered = alexandria::cli::add_command(
          return [o] { return run(*o); };
      }});
 
-}  // namespace
+}  // namespace recommend_command

@@ -13,7 +13,7 @@
 #include "cli.h"
 
 namespace alexandria::cli {
-namespace {
+namespace synth_command {  // named, not anonymous: the command files compile together in unity builds
 
 namespace fs = std::filesystem;
 using namespace alexandria::synth;
@@ -172,7 +172,7 @@ int run_script(const Options& o, LoadOptions lo) {
     so.max_chars = o.max_chars;
     so.force = o.force;
     if (o.batch < 0) throw InputError("--batch must be at least 1");
-    so.batch = o.batch > 0 ? o.batch : default_batch(lo.device);
+    so.batch = o.batch;  // 0: the device's default (Synthesizer::batch_size)
     so.defaults = base_utterance(o);
     so.voices = parse_voices(o.voices);
     // Every line is checked before the model loads: one bad line stops the run with nothing rendered.
@@ -315,5 +315,5 @@ const bool registered = add_command({"synth", "", "Speak text (or a JSONL script
     return [o] { return run(*o); };
 }});
 
-}  // namespace
+}  // namespace synth_command
 }  // namespace alexandria::cli

@@ -12,7 +12,7 @@
 #include "cli.h"
 
 namespace alexandria::cli {
-namespace {
+namespace tokenize_command {  // named, not anonymous: the command files compile together in unity builds
 
 struct Options {
     std::string model;
@@ -102,5 +102,5 @@ const bool registered = add_command({"tokenize", "", "Text to token ids with a m
         return [o] { return run(*o); };
     }});
 
-}  // namespace
+}  // namespace tokenize_command
 }  // namespace alexandria::cli

@@ -13,7 +13,7 @@
 #include "alexandria/train/trainer.h"
 #include "cli.h"
 
-namespace {
+namespace train_command {  // named, not anonymous: the command files compile together in unity builds
 
 std::atomic<int> g_stop{0};
 
@@ -137,4 +137,4 @@ const bool registered = alexandria::cli::add_command(
          return [o] { return run(*o); };
      }});
 
-}  // namespace
+}  // namespace train_command

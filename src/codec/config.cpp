@@ -98,24 +98,12 @@ int64_t EncoderConfig::downsample_kernel() const {
 
 int64_t DecoderConfig::total_upsample() const { return product(upsample_rates) * product(upsampling_ratios); }
 
-CodecConfig CodecConfig::from_json(const json& j, const std::string& where) {
-    if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", where));
-    CodecConfig c;
-    Reader top{j, where, ""};
-    if (j.contains("model_type") && j["model_type"].is_string() &&
-        j["model_type"].get<std::string>() != "qwen3_tts_tokenizer_12hz")
-        top.bad("model_type", fmt::format("expected \"qwen3_tts_tokenizer_12hz\" (got \"{}\")",
-                                          j["model_type"].get<std::string>()));
-    c.encoder_valid_num_quantizers = top.integer("encoder_valid_num_quantizers");
-    c.input_sample_rate = top.integer("input_sample_rate");
-    c.output_sample_rate = top.integer("output_sample_rate");
-    c.encode_downsample_rate = top.integer("encode_downsample_rate");
-    c.decode_upsample_rate = top.integer("decode_upsample_rate");
+namespace {
 
-    const json& ej = top.get("encoder_config");
-    if (!ej.is_object()) top.bad("encoder_config", "expected an object");
-    Reader e{ej, where, "encoder_config."};
-    auto& E = c.encoder;
+// encoder_config: the Mimi encoder (SEANet, transformer, quantizers).
+EncoderConfig read_encoder(const Reader& e) {
+    const json& ej = e.obj;
+    EncoderConfig E;
     E.audio_channels = e.integer("audio_channels");
     E.num_filters = e.integer("num_filters");
     E.upsampling_ratios = e.int_list("upsampling_ratios");
@@ -150,10 +138,12 @@ CodecConfig CodecConfig::from_json(const json& j, const std::string& where) {
     e.expect_string("pad_mode", "constant");
     e.expect_bool("attention_bias", false);
 
-    const json& dj = top.get("decoder_config");
-    if (!dj.is_object()) top.bad("decoder_config", "expected an object");
-    Reader d{dj, where, "decoder_config."};
-    auto& D = c.decoder;
+    return E;
+}
+
+// decoder_config: the codec decoder (transformer, upsampling, vocoder).
+DecoderConfig read_decoder(const Reader& d) {
+    DecoderConfig D;
     D.codebook_size = d.integer("codebook_size");
     D.codebook_dim = d.integer("codebook_dim", 2);
     D.num_quantizers = d.integer("num_quantizers");
@@ -173,7 +163,13 @@ CodecConfig CodecConfig::from_json(const json& j, const std::string& where) {
     d.expect_string("hidden_act", "silu");
     d.expect_bool("attention_bias", false);
 
-    // Cross-checks: the rest of the program assumes 16 ids of 0..2047 per 1920-sample frame at 24 kHz.
+    return D;
+}
+
+// The rest of the program assumes 16 ids of 0..2047 per 1920-sample frame at 24 kHz: the fields must agree.
+void cross_check(const CodecConfig& c, const Reader& top, const Reader& e, const Reader& d) {
+    const auto& E = c.encoder;
+    const auto& D = c.decoder;
     if (E.audio_channels != 1) e.bad("audio_channels", "only mono (1) is supported");
     if (c.encoder_valid_num_quantizers != kNumCodebooks)
         top.bad("encoder_valid_num_quantizers", fmt::format("must be {}", kNumCodebooks));
@@ -211,6 +207,33 @@ CodecConfig CodecConfig::from_json(const json& j, const std::string& where) {
     if (E.compress < 1 || E.num_filters % E.compress != 0) e.bad("compress", "must divide num_filters");
     if (D.decoder_dim % (int64_t(1) << D.upsample_rates.size()) != 0)
         d.bad("decoder_dim", "must be divisible by 2^len(upsample_rates)");
+}
+
+}  // namespace
+
+CodecConfig CodecConfig::from_json(const json& j, const std::string& where) {
+    if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", where));
+    CodecConfig c;
+    Reader top{j, where, ""};
+    if (j.contains("model_type") && j["model_type"].is_string() &&
+        j["model_type"].get<std::string>() != "qwen3_tts_tokenizer_12hz")
+        top.bad("model_type", fmt::format("expected \"qwen3_tts_tokenizer_12hz\" (got \"{}\")",
+                                          j["model_type"].get<std::string>()));
+    c.encoder_valid_num_quantizers = top.integer("encoder_valid_num_quantizers");
+    c.input_sample_rate = top.integer("input_sample_rate");
+    c.output_sample_rate = top.integer("output_sample_rate");
+    c.encode_downsample_rate = top.integer("encode_downsample_rate");
+    c.decode_upsample_rate = top.integer("decode_upsample_rate");
+
+    const json& ej = top.get("encoder_config");
+    if (!ej.is_object()) top.bad("encoder_config", "expected an object");
+    Reader e{ej, where, "encoder_config."};
+    c.encoder = read_encoder(e);
+    const json& dj = top.get("decoder_config");
+    if (!dj.is_object()) top.bad("decoder_config", "expected an object");
+    Reader d{dj, where, "decoder_config."};
+    c.decoder = read_decoder(d);
+    cross_check(c, top, e, d);
     return c;
 }
 

@@ -503,8 +503,7 @@ std::vector<OutputCheck> generate_all(synth::Synthesizer& synth, const Voice& v,
         }
     std::vector<OutputCheck> outs(us.size());
     std::string bad_input;  // the same for every prompt (language, model, adapter): exit 2 once the run is over
-    const int64_t batch = o.batch > 0 ? o.batch : synth::default_batch(synth.load_options().device);
-    synth.speak_batch(us, batch, [&](size_t i, synth::BatchLineResult&& line) {
+    synth.speak_batch(us, o.batch, [&](size_t i, synth::BatchLineResult&& line) {
         if (line.bad_input && bad_input.empty()) bad_input = line.error;
         outs[i] = check_output(synth, *what[i].first, what[i].second, std::move(line), cond, dir);
         if (o.log) o.log(output_line(v.label, outs[i]));

@@ -1,5 +1,8 @@
 #include "alexandria/io/device.h"
 
+#include <malloc.h>
+
+#include <climits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -43,6 +46,13 @@ torch::Dtype resolve_dtype(const std::string& spec, const DeviceChoice& device) 
     if (spec == "bf16" || spec == "bfloat16") return torch::kBFloat16;
     if (spec == "f16" || spec == "float16") return torch::kFloat16;
     throw InputError(fmt::format("--dtype '{}': expected auto, f32, bf16 or f16", spec));
+}
+
+void keep_freed_memory() {
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
 }
 
 }  // namespace alexandria::io

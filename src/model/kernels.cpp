@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <fmt/format.h>
 
 #include "alexandria/io/error.h"
@@ -43,27 +44,19 @@ ALEXANDRIA_AVX2 inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// One weight row against MC rows of x: y[j * N] = x[j] · wr.
-template <typename W, int MC>
-ALEXANDRIA_AVX2 void block(const float* x, const W* wr, float* y, int64_t N, int64_t K) {
+// One weight row against one row of x: *y = x · wr (the leftover rows of a batched product).
+template <typename W>
+ALEXANDRIA_AVX2 void dot_row(const float* x, const W* wr, float* y, int64_t K) {
     const int64_t K8 = K & ~int64_t(7);
-    __m256 a[MC];
-#pragma GCC unroll 8
-    for (int j = 0; j < MC; ++j) a[j] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < K8; k += 8) {
-        const __m256 wv = load8(wr + k);
-#pragma GCC unroll 8
-        for (int j = 0; j < MC; ++j) a[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j * K + k), a[j]);
-    }
-    for (int j = 0; j < MC; ++j) {
-        float s = hsum(a[j]);
-        for (int64_t k = K8; k < K; ++k) s += load1(wr + k) * x[j * K + k];
-        y[j * N] = s;
-    }
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K8; k += 8) a = _mm256_fmadd_ps(load8(wr + k), _mm256_loadu_ps(x + k), a);
+    float s = hsum(a);
+    for (int64_t k = K8; k < K; ++k) s += load1(wr + k) * x[k];
+    *y = s;
 }
 
 // Four weight rows (w, w + K, w + 2K, w + 3K) against MR rows of x: y[j * N + r] = x[j] · w_r. Each sum is
-// accumulated exactly as block() and the one-row path accumulate it.
+// accumulated exactly as dot_row() and the one-row path accumulate it.
 template <typename W, int MR>
 ALEXANDRIA_AVX2 void tile4(const float* x, const W* w, float* y, int64_t N, int64_t K) {
     const int64_t K8 = K & ~int64_t(7);
@@ -117,14 +110,7 @@ ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M
                 y[n + r] = s[r];
             }
         }
-        for (; n < n1; ++n) {
-            const W* wr = w + n * K;
-            __m256 a = _mm256_setzero_ps();
-            for (int64_t k = 0; k < K8; k += 8) a = _mm256_fmadd_ps(load8(wr + k), _mm256_loadu_ps(x + k), a);
-            float s = hsum(a);
-            for (int64_t k = K8; k < K; ++k) s += load1(wr + k) * x[k];
-            y[n] = s;
-        }
+        for (; n < n1; ++n) dot_row(x, w + n * K, y + n, K);
         return;
     }
     // Several rows: tiles of 4 weight rows × up to 3 rows of x (12 accumulators, 16 registers in all), so each
@@ -139,10 +125,42 @@ ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M
             }
         }
     for (; n < n1; ++n)
-        for (int64_t m = 0; m < M; ++m) block<W, 1>(x + m * K, w + n * K, y + m * N + n, N, K);
+        for (int64_t m = 0; m < M; ++m) dot_row(x + m * K, w + n * K, y + m * N + n, K);
 }
 
 #endif
+
+// libgomp's entry points: what GCC emits for `#pragma omp parallel`, called directly so that any compiler
+// builds this file without OpenMP flags while the work still runs on libtorch's OpenMP threads (libtorch links
+// libgomp; so does the build, cmake/Libtorch.cmake). A stable ABI since GCC 4.9.
+extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
+extern "C" int omp_get_thread_num(void);
+extern "C" int omp_get_num_threads(void);
+
+struct ChunkJob {
+    const std::function<void(int64_t, int64_t)>* body;
+    int64_t chunks;
+};
+
+void run_chunk_job(void* p) {
+    const auto& job = *static_cast<const ChunkJob*>(p);
+    const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    const int64_t per = (job.chunks + threads - 1) / threads;
+    const int64_t c0 = t * per, c1 = std::min(job.chunks, c0 + per);
+    if (c0 < c1) (*job.body)(c0, c1);
+}
+
+// body(c0, c1) over [0, chunks), split into contiguous runs, one per thread (at::parallel_for's split). The body
+// must not throw.
+void on_torch_threads(int64_t chunks, const std::function<void(int64_t, int64_t)>& body) {
+    const int64_t threads = std::min<int64_t>(at::get_num_threads(), chunks);
+    if (threads <= 1 || at::in_parallel_region()) {
+        body(0, chunks);
+        return;
+    }
+    ChunkJob job{&body, chunks};
+    GOMP_parallel(run_chunk_job, &job, static_cast<unsigned>(threads), 0);
+}
 
 }  // namespace
 
@@ -175,11 +193,10 @@ at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at:
     // Chunks of output features (multiples of 4); every output is computed by one thread, in one order.
     const int64_t groups = (N + 3) / 4;
     const int chunks = N * K < 65536 ? 1 : static_cast<int>(std::min<int64_t>(groups, 16));
-    // The chunks run on libtorch's own OpenMP threads (this file is compiled with -fopenmp: the top
-    // CMakeLists.txt). A second pool of threads beside libtorch's would fight them for the cores: after
-    // each of libtorch's parallel regions its OpenMP workers spin for a while, and on two cores a separate pool
-    // thread then got half a core (30% of a decode's CPU time was that spinning).
-    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    // The chunks run on libtorch's own OpenMP threads (below): a second pool of threads beside libtorch's would
+    // fight them for the cores: after each of libtorch's parallel regions its OpenMP workers spin for a while, and
+    // on two cores a separate pool thread then got half a core (30% of a decode's CPU time was that spinning).
+    on_torch_threads(chunks, [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c) {
             const int64_t n0 = std::min(N, groups * c / chunks * 4), n1 = std::min(N, groups * (c + 1) / chunks * 4);
             if (n0 >= n1) continue;

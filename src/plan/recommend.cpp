@@ -135,24 +135,19 @@ double effective_exposure(int64_t samples, int epochs, double lr, int lora_r, in
     return double(samples) * double(epochs) * lr_factor(lr, samples, lora_r, lora_alpha);
 }
 
-Recommendation recommend(const Request& q) {
-    validate(q);
-    Recommendation r;
-    r.samples = q.samples;
-    r.lora_r = q.lora_r;
-    r.lora_alpha = q.lora_alpha;
-    r.table_lr = table_lr(q.samples);
-    r.epochs_fixed = q.epochs.has_value();
-    r.lr_fixed = q.lr.has_value();
+namespace {
+
+// How the numbers were reached, for the reasons and warnings.
+struct Choice {
+    bool lr_clamped = false;     // the rate that would reach the target lies outside kMinLr..kMaxLr
+    bool epochs_capped = false;  // kMaxEpochs passes still fall short of the target
+};
+
+// The learning rate and epochs (each fixed by the request or chosen), and the exposure they give.
+Choice choose_numbers(const Request& q, Recommendation& r) {
+    Choice c;
     const double scale = lora_scale_ratio(q.lora_r, q.lora_alpha);
     const double n = double(q.samples);
-
-    r.reasons.push_back(table_reason(q.samples, r.table_lr));
-    if (scale != 1.0)
-        r.reasons.push_back(fmt::format("LoRA alpha/r = {}/{} scales each update {:.3g}× the seed's 128/64, so the rate "
-                                        "counts {:.3g}× as much", q.lora_alpha, q.lora_r, scale, scale));
-
-    bool lr_clamped = false;
     if (q.lr) {
         r.lr = *q.lr;
     } else if (q.epochs) {
@@ -161,44 +156,46 @@ Recommendation recommend(const Request& q) {
         double gamma = want < 1 ? kGammaBelow : kGammaAbove;
         double lr = r.table_lr * std::pow(want, 1.0 / gamma) / scale;
         double clamped = std::min(kMaxLr, std::max(kMinLr, lr));
-        lr_clamped = clamped != lr;
+        c.lr_clamped = clamped != lr;
         r.lr = clamped;
     } else {
         r.lr = r.table_lr / scale;
     }
     r.lr_factor = lr_factor(r.lr, q.samples, q.lora_r, q.lora_alpha);
 
-    bool epochs_capped = false;
     if (q.epochs) {
         r.epochs = *q.epochs;
     } else {
         r.epochs = pick_epochs(n * r.lr_factor);
-        epochs_capped = r.epochs == kMaxEpochs && n * r.lr_factor * kMaxEpochs < kTargetExposure;
+        c.epochs_capped = r.epochs == kMaxEpochs && n * r.lr_factor * kMaxEpochs < kTargetExposure;
     }
-
     r.exposure = q.samples * int64_t(r.epochs);
     r.effective_exposure = double(r.exposure) * r.lr_factor;
     r.band = exposure_band(r.effective_exposure);
     r.optimizer_steps = ((q.samples + kGradAccum - 1) / kGradAccum) * int64_t(r.epochs);
+    return c;
+}
 
-    // Why these numbers.
+// Why these numbers.
+void explain(const Request& q, const Choice& c, Recommendation& r) {
+    const double scale = lora_scale_ratio(q.lora_r, q.lora_alpha);
     if (q.epochs && q.lr) {
         r.reasons.push_back(fmt::format("epochs {} and lr {} both fixed: judging them only", r.epochs, fmt_lr(r.lr)));
     } else if (q.epochs) {
         r.reasons.push_back(fmt::format(
             "epochs fixed at {}: exposure {} × {} = {}; lr {} brings the effective exposure to {:.0f}{}", r.epochs,
             q.samples, r.epochs, r.exposure, fmt_lr(r.lr), r.effective_exposure,
-            lr_clamped ? fmt::format(" (the rate that would reach 360 lies outside {}..{}, so it is clamped)",
-                                     fmt_lr(kMinLr), fmt_lr(kMaxLr))
-                       : std::string(" (aim 360, the middle of 250-400)")));
+            c.lr_clamped ? fmt::format(" (the rate that would reach 360 lies outside {}..{}, so it is clamped)",
+                                       fmt_lr(kMinLr), fmt_lr(kMaxLr))
+                         : std::string(" (aim 360, the middle of 250-400)")));
     } else if (r.epochs == 1 && r.effective_exposure > kTargetUpTo) {
         r.reasons.push_back(fmt::format("1 epoch, the fewest possible: effective exposure {:.0f}", r.effective_exposure));
     } else {
         r.reasons.push_back(fmt::format("{} epoch{}: effective exposure {:.0f}, nearest to 360 without going above 400{}",
                                         r.epochs, r.epochs == 1 ? "" : "s", r.effective_exposure,
-                                        epochs_capped ? fmt::format(" (capped at {} epochs: more passes over so few "
-                                                                    "clips memorises them)", kMaxEpochs)
-                                                      : std::string()));
+                                        c.epochs_capped ? fmt::format(" (capped at {} epochs: more passes over so few "
+                                                                      "clips memorises them)", kMaxEpochs)
+                                                        : std::string()));
     }
     if (std::abs(r.lr_factor - 1.0) > 1e-9)
         r.reasons.push_back(fmt::format(
@@ -216,8 +213,10 @@ Recommendation recommend(const Request& q) {
         r.reasons.push_back(fmt::format("the seed tested datasets of up to {} samples; beyond that the numbers are "
                                         "extrapolated, and train's early stop on the loss band (target 4.15, floor "
                                         "4.1) is the guard", kLargestTested));
+}
 
-    // Warnings.
+// What may go wrong with them.
+void warn(const Request& q, const Choice& c, Recommendation& r) {
     if (q.samples < kFewSamples)
         r.warnings.push_back(fmt::format("only {} usable sample{}: far too few to learn a voice (the seed's smallest "
                                          "row is ~30; aim for 15-30 minutes of audio)",
@@ -227,8 +226,8 @@ Recommendation recommend(const Request& q) {
             r.warnings.push_back(fmt::format(
                 "effective exposure {:.0f} is below 250: undertraining likely (clear audio but weak voice identity); "
                 "{}", r.effective_exposure,
-                epochs_capped ? (q.lr ? "raise the lr or add clips" : "add more clips")
-                : lr_clamped  ? "use more epochs"
+                c.epochs_capped ? (q.lr ? "raise the lr or add clips" : "add more clips")
+                : c.lr_clamped  ? "use more epochs"
                               : "raise epochs or lr"));
             break;
         case ExposureBand::High:
@@ -236,7 +235,7 @@ Recommendation recommend(const Request& q) {
                 "effective exposure {:.0f} is above the seed's 250-400 target (600 is the overfitting line): garble "
                 "risk rises; {}", r.effective_exposure,
                 r.epochs == 1 && !q.epochs ? "even one epoch is this much; watch the loss (stop at 4.15)"
-                : lr_clamped               ? "use fewer epochs"
+                : c.lr_clamped               ? "use fewer epochs"
                                            : "fewer epochs or a lower lr"));
             break;
         case ExposureBand::Overfit:
@@ -246,11 +245,11 @@ Recommendation recommend(const Request& q) {
                 r.epochs == 1 && !q.epochs
                     ? "even one epoch over this many samples exceeds it at the lowest tested rate; watch the loss and "
                       "stop at the target 4.15 (train does), or train on a subset"
-                    : lr_clamped ? "use fewer epochs" : "reduce epochs or lr"));
+                    : c.lr_clamped ? "use fewer epochs" : "reduce epochs or lr"));
             break;
         case ExposureBand::Target: break;
     }
-    if (lr_clamped)
+    if (c.lr_clamped)
         r.warnings.push_back(fmt::format("the rate that would reach the target exposure lies outside {}..{} (the seed "
                                          "tested 1e-6 to 1e-5); using {}", fmt_lr(kMinLr), fmt_lr(kMaxLr), fmt_lr(r.lr)));
     if (q.lr && *q.lr > kMaxLr)
@@ -258,6 +257,27 @@ Recommendation recommend(const Request& q) {
     if (q.lr && *q.lr < kMinLr)
         r.warnings.push_back(fmt::format("lr {} is below {}: training will barely move the adapter", fmt_lr(*q.lr),
                                          fmt_lr(kMinLr)));
+}
+
+}  // namespace
+
+Recommendation recommend(const Request& q) {
+    validate(q);
+    Recommendation r;
+    r.samples = q.samples;
+    r.lora_r = q.lora_r;
+    r.lora_alpha = q.lora_alpha;
+    r.table_lr = table_lr(q.samples);
+    r.epochs_fixed = q.epochs.has_value();
+    r.lr_fixed = q.lr.has_value();
+
+    r.reasons.push_back(table_reason(q.samples, r.table_lr));
+    if (const double scale = lora_scale_ratio(q.lora_r, q.lora_alpha); scale != 1.0)
+        r.reasons.push_back(fmt::format("LoRA alpha/r = {}/{} scales each update {:.3g}× the seed's 128/64, so the rate "
+                                        "counts {:.3g}× as much", q.lora_alpha, q.lora_r, scale, scale));
+    const Choice c = choose_numbers(q, r);
+    explain(q, c, r);
+    warn(q, c, r);
     return r;
 }
 

@@ -172,56 +172,59 @@ bool script_switches_adapters(const Script& script, const ScriptOptions& opts, c
     return false;
 }
 
-ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const LineCallback& on_line) {
-    auto script = read_script(opts.script);
-    const std::string script_dir = fs::path(opts.script).parent_path().string();
-    const fs::path out_dir(opts.out_dir.empty() ? std::string(".") : opts.out_dir);
-    fs::create_directories(out_dir);
-    const bool custom_voice = synth.config().tts_model_type == "custom_voice";
-    const std::string ext = extension_of(opts.format);
-    const Shard shard = opts.shard.value_or(Shard{});
+// render_script, step by step: script_entries → output_paths → (per line) utterance_for → render_line or
+// deferred to render_deferred → merge_book. ScriptTally counts every finished line and reports progress.
+namespace {
 
-    // All entries in script order: good lines and bad ones (by index).
-    struct Entry {
-        const ScriptLine* line = nullptr;
-        const ScriptError* error = nullptr;
-        int index() const { return line ? line->index : error->index; }
-        int lineno() const { return line ? line->line : error->line; }
-    };
+// A script entry in script order: a good line or a bad one.
+struct Entry {
+    const ScriptLine* line = nullptr;
+    const ScriptError* error = nullptr;
+    int index() const { return line ? line->index : error->index; }
+    int lineno() const { return line ? line->line : error->line; }
+};
+
+std::vector<Entry> script_entries(const Script& script) {
     std::vector<Entry> entries;
     for (const auto& l : script.lines) entries.push_back({&l, nullptr});
     for (const auto& e : script.errors) entries.push_back({nullptr, &e});
     std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.index() < b.index(); });
+    return entries;
+}
 
-    ScriptReport rep;
-    ScriptProgress prog;
-    size_t chars_total = 0, chars_done = 0;
-    for (const auto& e : entries)
-        if (shard.contains(e.index())) {
-            ++prog.total;
-            if (e.line) chars_total += count_code_points(e.line->text);
-        } else {
-            ++rep.other_shards;
-        }
+// Script line number → output path (every good line, every shard), or why it has none (an `out` that leaves the
+// output folder).
+struct Outputs {
+    std::map<int, fs::path> paths;
+    std::map<int, std::string> errors;
+};
 
-    auto t_start = Clock::now();
-    double compute_for_done = 0;
-    // Script line number → output path (every good line, every shard), or why it has none (an `out` that
-    // leaves the output folder).
-    std::map<int, fs::path> outputs;
-    std::map<int, std::string> output_errors;
+Outputs output_paths(const std::vector<Entry>& entries, const fs::path& out_dir, const std::string& ext,
+                     const std::string& script_path) {
+    Outputs o;
     for (const auto& e : entries) {
         if (!e.line) continue;
         try {
-            outputs[e.line->line] = io::resolve_inside(out_dir, line_output_name(*e.line, ext),
-                                                       fmt::format("{}:{}: field 'out'", opts.script, e.line->line));
+            o.paths[e.line->line] = io::resolve_inside(out_dir, line_output_name(*e.line, ext),
+                                                       fmt::format("{}:{}: field 'out'", script_path, e.line->line));
         } catch (const InputError& ex) {
-            output_errors[e.line->line] = ex.what();
+            o.errors[e.line->line] = ex.what();
         }
     }
+    return o;
+}
 
-    // Counts a finished line (rendered, skipped or failed) and reports it with the progress so far.
-    auto account = [&](size_t idx) {
+// Counts finished lines (rendered, skipped or failed) into the report and reports each with the progress so far.
+struct ScriptTally {
+    ScriptReport& rep;
+    ScriptProgress prog;
+    const LineCallback& on_line;
+    bool batched = false;
+    Clock::time_point start = Clock::now();
+    double compute_for_done = 0;
+    size_t chars_total = 0, chars_done = 0;
+
+    void account(size_t idx) {
         const LineReport& lr = rep.lines[idx];
         switch (lr.status) {
             case LineReport::Status::Rendered:
@@ -233,17 +236,124 @@ ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const 
         }
         rep.capped += lr.hit_cap;
         ++prog.done;
-        prog.elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+        prog.elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         if (chars_done > 0) {
             // Batched lines overlap, so their own times do not add up: estimate from the elapsed time instead.
-            const double spent = opts.batch > 1 ? prog.elapsed : compute_for_done;
+            const double spent = batched ? prog.elapsed : compute_for_done;
             double per_char = spent / static_cast<double>(chars_done);
             prog.eta = per_char * static_cast<double>(chars_total > chars_done ? chars_total - chars_done : 0);
         }
         if (on_line) on_line(lr, prog);
-    };
-    std::vector<DeferredLine> deferred;
+    }
+    // A line that will not be rendered no longer counts towards the work left.
+    void drop(const std::string& text) { chars_total -= std::min(chars_total, count_code_points(text)); }
+};
 
+// The run's defaults with the line's own fields; a voice resolves to an adapter or a reference clip.
+Utterance utterance_for(const ScriptLine& l, const ScriptOptions& opts, bool custom_voice,
+                        const std::string& script_dir) {
+    Utterance u = opts.defaults;
+    u.text = l.text;
+    if (!l.language.empty()) u.language = l.language;
+    if (!l.instruct.empty()) u.instruct = l.instruct;
+    if (l.seed) u.seed = *l.seed;
+    std::string voice = l.voice;
+    if (custom_voice) {
+        if (!l.speaker.empty()) u.speaker = l.speaker;
+    } else if (voice.empty() && !l.speaker.empty() && opts.voices.count(l.speaker)) {
+        voice = l.speaker;  // speakers name voices on clone models
+    }
+    if (!voice.empty()) {
+        auto [adapter, wav] = resolve_voice(voice, opts.voices, script_dir);
+        u.ref_text.clear();
+        if (!adapter.empty()) {
+            u.adapter = adapter;
+            u.ref_audio.clear();
+        } else {
+            u.adapter = "-";  // a clip voice is a plain clone, without the run's adapter
+            u.ref_audio = wav;
+        }
+    }
+    return u;
+}
+
+// One line alone (its chunks one after the other), written to `out`.
+void render_line(Synthesizer& synth, const ScriptOptions& opts, const Utterance& u, const fs::path& out,
+                 LineReport& lr) {
+    bool capped = false;
+    auto r = speak_long(synth, u, opts.max_chars, &lr.chunks, &capped);
+    fs::create_directories(out.parent_path());
+    io::Audio a;
+    a.samples = std::move(r.audio);
+    a.sample_rate = codec::kSampleRate;
+    io::write_audio(out.string(), a, opts.format);
+    lr.frames = r.frames;
+    lr.hit_cap = capped;
+    lr.audio_seconds = a.seconds();
+    lr.compute_seconds = r.compute_seconds();
+    lr.status = LineReport::Status::Rendered;
+}
+
+// The book: every line's audio (all shards') joined with the script's pauses; a note instead when lines are missing.
+void merge_book(const std::vector<Entry>& entries, const Outputs& outputs, const ScriptOptions& opts,
+                ScriptReport& rep) {
+    std::vector<int> missing;
+    for (const auto& e : entries) {
+        if (e.error) missing.push_back(e.error->line);
+        else if (!outputs.paths.count(e.line->line) || !fs::exists(outputs.paths.at(e.line->line)))
+            missing.push_back(e.line->line);
+    }
+    if (!missing.empty()) {
+        std::string list;
+        for (size_t i = 0; i < missing.size() && i < 20; ++i) list += (i ? ", " : "") + std::to_string(missing[i]);
+        if (missing.size() > 20) list += ", ...";
+        rep.merge_note = fmt::format("book not written: {} line(s) have no audio yet (lines {}){}", missing.size(),
+                                     list, rep.other_shards ? "; merge again once every shard has finished" : "");
+        return;
+    }
+    std::vector<std::vector<float>> parts;
+    std::vector<int64_t> gaps;
+    const ScriptLine* prev = nullptr;
+    for (const auto& e : entries) {
+        auto a = io::read_audio_resampled(outputs.paths.at(e.line->line).string(), codec::kSampleRate);
+        if (prev) gaps.push_back(pause_samples(pause_between(*prev, *e.line, opts.pauses), codec::kSampleRate));
+        parts.push_back(std::move(a.samples));
+        prev = e.line;
+    }
+    io::Audio book;
+    book.samples = join_audio(parts, gaps);
+    book.sample_rate = codec::kSampleRate;
+    auto mp = fs::path(opts.merge_path);
+    if (mp.has_parent_path()) fs::create_directories(mp.parent_path());
+    io::write_audio(opts.merge_path, book, opts.format);
+    rep.merged = true;
+    rep.book_seconds = book.seconds();
+}
+
+}  // namespace
+
+ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const LineCallback& on_line) {
+    const Script script = read_script(opts.script);
+    const std::string script_dir = fs::path(opts.script).parent_path().string();
+    const fs::path out_dir(opts.out_dir.empty() ? std::string(".") : opts.out_dir);
+    fs::create_directories(out_dir);
+    const bool custom_voice = synth.config().tts_model_type == "custom_voice";
+    const Shard shard = opts.shard.value_or(Shard{});
+    const bool batched = synth.batch_size(opts.batch) > 1;
+
+    const std::vector<Entry> entries = script_entries(script);
+    const Outputs outputs = output_paths(entries, out_dir, extension_of(opts.format), opts.script);
+    ScriptReport rep;
+    ScriptTally tally{rep, {}, on_line, batched};
+    for (const auto& e : entries)
+        if (shard.contains(e.index())) {
+            ++tally.prog.total;
+            if (e.line) tally.chars_total += count_code_points(e.line->text);
+        } else {
+            ++rep.other_shards;
+        }
+
+    std::vector<DeferredLine> deferred;  // batched: rendered after this loop, several lines at once
     for (const auto& e : entries) {
         if (!shard.contains(e.index())) continue;
         LineReport lr;
@@ -254,104 +364,39 @@ ScriptReport render_script(Synthesizer& synth, const ScriptOptions& opts, const 
         } else {
             const auto& l = *e.line;
             lr.text_preview = preview(l.text);
-            auto out = outputs.count(l.line) ? outputs.at(l.line) : fs::path();
+            const fs::path out = outputs.paths.count(l.line) ? outputs.paths.at(l.line) : fs::path();
             lr.out = out.string();
             if (out.empty()) {
                 lr.status = LineReport::Status::Failed;
-                lr.error = output_errors.at(l.line);
-                chars_total -= std::min(chars_total, count_code_points(l.text));
+                lr.error = outputs.errors.at(l.line);
+                tally.drop(l.text);
             } else if (!opts.force && fs::exists(out)) {
                 lr.status = LineReport::Status::Skipped;
-                chars_total -= std::min(chars_total, count_code_points(l.text));
+                tally.drop(l.text);
             } else {
                 try {
-                    Utterance u = opts.defaults;
-                    u.text = l.text;
-                    if (!l.language.empty()) u.language = l.language;
-                    if (!l.instruct.empty()) u.instruct = l.instruct;
-                    if (l.seed) u.seed = *l.seed;
-                    std::string voice = l.voice;
-                    if (custom_voice) {
-                        if (!l.speaker.empty()) u.speaker = l.speaker;
-                    } else if (voice.empty() && !l.speaker.empty() && opts.voices.count(l.speaker)) {
-                        voice = l.speaker;  // speakers name voices on clone models
-                    }
-                    if (!voice.empty()) {
-                        auto [adapter, wav] = resolve_voice(voice, opts.voices, script_dir);
-                        if (!adapter.empty()) {
-                            u.adapter = adapter;
-                            u.ref_audio.clear();
-                            u.ref_text.clear();
-                        } else {
-                            u.adapter = "-";  // a clip voice is a plain clone, without the run's adapter
-                            u.ref_audio = wav;
-                            u.ref_text.clear();
-                        }
-                    }
-                    if (opts.batch > 1) {  // rendered after this loop, several lines at once
+                    Utterance u = utterance_for(l, opts, custom_voice, script_dir);
+                    if (batched) {
                         deferred.push_back({rep.lines.size(), std::move(u), out, count_code_points(l.text)});
                         rep.lines.push_back(lr);
                         continue;
                     }
-                    bool capped = false;
-                    auto r = speak_long(synth, u, opts.max_chars, &lr.chunks, &capped);
-                    fs::create_directories(out.parent_path());
-                    io::Audio a;
-                    a.samples = std::move(r.audio);
-                    a.sample_rate = codec::kSampleRate;
-                    io::write_audio(out.string(), a, opts.format);
-                    lr.frames = r.frames;
-                    lr.hit_cap = capped;
-                    lr.audio_seconds = a.seconds();
-                    lr.compute_seconds = r.compute_seconds();
-                    chars_done += count_code_points(l.text);
-                    lr.status = LineReport::Status::Rendered;
+                    render_line(synth, opts, u, out, lr);
+                    tally.chars_done += count_code_points(l.text);
                 } catch (const std::exception& ex) {
                     lr.status = LineReport::Status::Failed;
                     lr.error = fmt::format("{}:{}: {}", opts.script, l.line, ex.what());
-                    chars_total -= std::min(chars_total, count_code_points(l.text));
+                    tally.drop(l.text);
                 }
             }
         }
         rep.lines.push_back(lr);
-        account(rep.lines.size() - 1);
+        tally.account(rep.lines.size() - 1);
     }
-    if (!deferred.empty()) render_deferred(synth, opts, deferred, rep, account, chars_total, chars_done);
-
-    if (!opts.merge_path.empty()) {
-        std::vector<int> missing;
-        for (const auto& e : entries) {
-            if (e.error) missing.push_back(e.error->line);
-            else if (!outputs.count(e.line->line) || !fs::exists(outputs.at(e.line->line)))
-                missing.push_back(e.line->line);
-        }
-        if (!missing.empty()) {
-            std::string list;
-            for (size_t i = 0; i < missing.size() && i < 20; ++i) list += (i ? ", " : "") + std::to_string(missing[i]);
-            if (missing.size() > 20) list += ", ...";
-            rep.merge_note = fmt::format("book not written: {} line(s) have no audio yet (lines {}){}",
-                                         missing.size(), list,
-                                         rep.other_shards ? "; merge again once every shard has finished" : "");
-        } else {
-            std::vector<std::vector<float>> parts;
-            std::vector<int64_t> gaps;
-            const ScriptLine* prev = nullptr;
-            for (const auto& e : entries) {
-                auto a = io::read_audio_resampled(outputs.at(e.line->line).string(), codec::kSampleRate);
-                if (prev) gaps.push_back(pause_samples(pause_between(*prev, *e.line, opts.pauses), codec::kSampleRate));
-                parts.push_back(std::move(a.samples));
-                prev = e.line;
-            }
-            io::Audio book;
-            book.samples = join_audio(parts, gaps);
-            book.sample_rate = codec::kSampleRate;
-            auto mp = fs::path(opts.merge_path);
-            if (mp.has_parent_path()) fs::create_directories(mp.parent_path());
-            io::write_audio(opts.merge_path, book, opts.format);
-            rep.merged = true;
-            rep.book_seconds = book.seconds();
-        }
-    }
+    if (!deferred.empty())
+        render_deferred(synth, opts, deferred, rep, [&](size_t i) { tally.account(i); }, tally.chars_total,
+                        tally.chars_done);
+    if (!opts.merge_path.empty()) merge_book(entries, outputs, opts, rep);
     return rep;
 }
 

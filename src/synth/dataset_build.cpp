@@ -353,8 +353,13 @@ std::string judge_take(double secs, bool hit_cap, int64_t frame_cap, bool silent
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// build_dataset, step by step: check_options, check_ref_index → dataset_folders → load_state → resume_rows (rows an earlier run
+// kept) → generate_rounds (the rest, batched) → choose_reference → write_dataset.
 
-DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& opt, const BuildRowCallback& on_row) {
+namespace {
+
+// The options and rows, checked before any model work. Returns the trimmed voice description.
+std::string check_options(const Synthesizer& synth, const DatasetBuildOptions& opt) {
     if (synth.config().tts_model_type != "voice_design")
         throw InputError(fmt::format("{}: a '{}' checkpoint; dataset build needs a VoiceDesign model "
                                      "(e.g. Qwen3-TTS-12Hz-1.7B-VoiceDesign)",
@@ -368,11 +373,21 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
     if (!(opt.max_chars_per_second > 0) || !(opt.min_chars_per_second > 0) ||
         opt.min_chars_per_second >= opt.max_chars_per_second)
         throw InputError("the plausible speaking-rate range must satisfy 0 < min < max chars per second");
-    auto rows = read_build_rows(opt.rows);
+    return description;
+}
+
+void check_ref_index(const DatasetBuildOptions& opt, const std::vector<BuildRow>& rows) {
     if (opt.ref_index && (*opt.ref_index < 0 || *opt.ref_index >= int(rows.size())))
         throw InputError(fmt::format("--ref-index {} is out of range: the rows file has {} rows (0..{})", *opt.ref_index,
                                      rows.size(), rows.size() - 1));
+}
 
+struct Folders {
+    fs::path out;   // the dataset, replaced as a whole at the end
+    fs::path work;  // NAME.build beside it: every take and the restart state
+};
+
+Folders dataset_folders(const DatasetBuildOptions& opt) {
     fs::path out = fs::path(opt.out).lexically_normal();
     if (out.filename().empty()) out = out.parent_path();
     std::error_code ec;
@@ -387,61 +402,67 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
     work += ".build";
     fs::create_directories(work, ec);
     if (ec) throw Error(fmt::format("{}: cannot create the work folder: {}", work.string(), ec.message()));
+    return {out, work};
+}
 
-    DatasetBuildReport rep;
-    rep.out = out.string();
-    rep.work_dir = work.string();
+// The restart state, work/state.json: {"rows": {key: entry}, ...}. Unreadable or absent (or --restart): empty.
+struct BuildState {
+    fs::path path;
+    nlohmann::json j;
+    void save() const { io::write_file_atomic(path, j.dump(2) + "\n"); }
+};
 
-    // Restart state: key → entry.
-    nlohmann::json state = nlohmann::json::object();
-    fs::path state_path = work / "state.json";
-    if (!opt.restart && fs::exists(state_path, ec)) {
+BuildState load_state(const fs::path& work, bool restart) {
+    BuildState st{work / "state.json", nlohmann::json::object()};
+    std::error_code ec;
+    if (!restart && fs::exists(st.path, ec)) {
         try {
-            state = nlohmann::json::parse(io::read_file(state_path));
-            if (!state.is_object() || !state.contains("rows") || !state["rows"].is_object())
-                state = nlohmann::json::object();
+            st.j = nlohmann::json::parse(io::read_file(st.path));
+            if (!st.j.is_object() || !st.j.contains("rows") || !st.j["rows"].is_object()) st.j = nlohmann::json::object();
         } catch (const nlohmann::json::exception&) {
-            state = nlohmann::json::object();  // unreadable: start over (the wavs are regenerated)
+            st.j = nlohmann::json::object();  // unreadable: start over (the wavs are regenerated)
         }
     }
-    if (!state.contains("rows")) state["rows"] = nlohmann::json::object();
-    state["description"] = description;
-    state["model"] = synth.model_dir();
+    if (!st.j.contains("rows")) st.j["rows"] = nlohmann::json::object();
+    return st;
+}
 
-    // The model's identity for the row keys: folder and weight file size (cheap; a different checkpoint in the
-    // same folder almost always has another size).
+// A row's identity across runs: everything its audio depends on. The model is named by its folder and weight file
+// size (cheap; a different checkpoint in the same folder almost always has another size).
+std::string row_key(const Synthesizer& synth, const DatasetBuildOptions& opt, const BuildRow& row,
+                    const std::string& instruct) {
     std::string model_id = synth.model_dir();
+    std::error_code ec;
     if (auto w = fs::path(synth.model_dir()) / "model.safetensors"; fs::exists(w, ec))
         model_id += fmt::format("#{}", fs::file_size(w, ec));
+    std::optional<uint64_t> requested = row.seed ? row.seed : opt.seed;
+    nlohmann::json k{{"model", model_id},
+                     {"instruct", instruct},
+                     {"text", row.text},
+                     {"language", opt.language},
+                     {"max_frames", opt.max_frames},
+                     {"cap", {opt.cap_rule.frames_per_token, opt.cap_rule.min_frames}},
+                     {"seed", requested ? nlohmann::json(*requested) : nlohmann::json("random")}};
+    return io::hash_string(k.dump());
+}
 
-    auto row_key = [&](const BuildRow& row, const std::string& instruct) {
-        std::optional<uint64_t> requested = row.seed ? row.seed : opt.seed;
-        nlohmann::json k{{"model", model_id},
-                         {"instruct", instruct},
-                         {"text", row.text},
-                         {"language", opt.language},
-                         {"max_frames", opt.max_frames},
-                         {"cap", {opt.cap_rule.frames_per_token, opt.cap_rule.min_frames}},
-                         {"seed", requested ? nlohmann::json(*requested) : nlohmann::json("random")}};
-        return io::hash_string(k.dump());
-    };
+// A row still to generate.
+struct Pending {
+    size_t slot = 0;              // index in rows, keys and rep.rows
+    std::vector<uint64_t> tried;  // seeds tried, also by earlier runs (a failed row resumes after its last)
+    uint64_t seed = 0;            // the next seed to try
+    int attempts = 0;             // this run's
+    std::vector<float> last_audio;
+    bool have_audio = false, ok = false;
+};
 
-    // Rows are generated `batch` at a time (Synthesizer::speak_batch), in rounds: each round takes the next seed of
-    // every row not yet finished, so a row's takes are the ones it gets alone, and rows that need another attempt
-    // simply come back in the next round. A row is finished (state saved, on_row called) as soon as it is kept or
-    // out of attempts.
-    struct Pending {
-        size_t slot = 0;              // index in rows and rep.rows
-        std::string key;
-        std::vector<uint64_t> tried;  // seeds tried, also by earlier runs (a failed row resumes after its last)
-        uint64_t seed = 0;            // the next seed to try
-        int attempts = 0;             // this run's
-        std::vector<float> last_audio;
-        bool have_audio = false, ok = false;
-    };
-    rep.rows.resize(rows.size());
+// Counts a finished row into the report and tells the caller.
+struct RowTally {
+    DatasetBuildReport& rep;
+    const BuildRowCallback& on_row;
     int handled = 0;
-    auto finished = [&](size_t slot) {
+
+    void finished(size_t slot) {
         const BuildRowResult& res = rep.rows[slot];
         if (res.status == "done") {
             ++rep.done;
@@ -451,59 +472,76 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
             ++rep.failed;
         }
         ++handled;
-        if (on_row) on_row(res, handled, int(rows.size()));
-    };
-    auto save_row = [&](Pending& p) {
-        BuildRowResult& res = rep.rows[p.slot];
-        if (p.ok || (p.have_audio && opt.accept_suspect)) {
-            io::Audio a;
-            a.samples = std::move(p.last_audio);
-            io::write_audio((work / (p.key + ".wav")).string(), a, io::AudioFormat::WavPcm16);
-            res.status = "done";
-            res.suspect = !p.ok;
-        } else {
-            res.status = "failed";
-        }
-        // seeds_tried in the state spans runs; the report shows this run's attempts
-        state["rows"][p.key] = nlohmann::json{
-            {"status", res.status}, {"suspect", res.suspect}, {"seed_used", res.seed_used}, {"seeds_tried", p.tried},
-            {"reason", res.reason}, {"seconds", res.seconds}, {"frames", res.frames},       {"hit_cap", res.hit_cap},
-            {"text", rows[p.slot].text}, {"instruct", res.instruct}};
-        io::write_file_atomic(state_path, state.dump(2) + "\n");
-        finished(p.slot);
-    };
+        if (on_row) on_row(res, handled, int(rep.rows.size()));
+    }
+};
 
+// Fills rep.rows: a row kept by an earlier run (state says done, its take is on disk) is reused and finished now;
+// the others are returned, each with its next seed.
+std::vector<Pending> resume_rows(const std::vector<BuildRow>& rows, const std::vector<std::string>& keys,
+                                 const std::string& description, const DatasetBuildOptions& opt,
+                                 const BuildState& state, const fs::path& work, DatasetBuildReport& rep,
+                                 RowTally& tally) {
     std::vector<Pending> pending;
+    std::error_code ec;
     for (size_t i = 0; i < rows.size(); ++i) {
-        const BuildRow& row = rows[i];
         BuildRowResult& res = rep.rows[i];
-        res.row = row;
-        res.instruct = build_instruct(description, row.emotion);
-        std::optional<uint64_t> requested = row.seed ? row.seed : opt.seed;
-        std::string key = row_key(row, res.instruct);
-        const auto& st = state["rows"][key];
-        if (st.is_object() && st.value("status", "") == "done" && fs::exists(work / (key + ".wav"), ec)) {
+        res.row = rows[i];
+        res.instruct = build_instruct(description, rows[i].emotion);
+        const nlohmann::json* st = state.j["rows"].contains(keys[i]) ? &state.j["rows"][keys[i]] : nullptr;
+        if (st && st->is_object() && st->value("status", "") == "done" && fs::exists(work / (keys[i] + ".wav"), ec)) {
             res.status = "done";
             res.reused = true;
-            res.suspect = st.value("suspect", false);
-            res.seed_used = st.value("seed_used", uint64_t(0));
-            res.seeds_tried = st.value("seeds_tried", std::vector<uint64_t>{});
-            res.reason = st.value("reason", "");
-            res.seconds = st.value("seconds", 0.0);
-            res.frames = st.value("frames", int64_t(0));
-            res.hit_cap = st.value("hit_cap", false);
-            finished(i);
+            res.suspect = st->value("suspect", false);
+            res.seed_used = st->value("seed_used", uint64_t(0));
+            res.seeds_tried = st->value("seeds_tried", std::vector<uint64_t>{});
+            res.reason = st->value("reason", "");
+            res.seconds = st->value("seconds", 0.0);
+            res.frames = st->value("frames", int64_t(0));
+            res.hit_cap = st->value("hit_cap", false);
+            tally.finished(i);
             continue;
         }
         Pending p;
         p.slot = i;
-        p.key = key;
-        if (st.is_object()) p.tried = st.value("seeds_tried", std::vector<uint64_t>{});
+        if (st && st->is_object()) p.tried = st->value("seeds_tried", std::vector<uint64_t>{});
+        std::optional<uint64_t> requested = rows[i].seed ? rows[i].seed : opt.seed;
         p.seed = !p.tried.empty() ? p.tried.back() + 1 : requested ? *requested : random_seed();
         pending.push_back(std::move(p));
     }
+    return pending;
+}
 
-    const int64_t batch = opt.batch > 0 ? opt.batch : default_batch(synth.load_options().device);
+// A finished row: its kept take (if any) into the work folder, its entry into the state (saved at once, so an
+// interrupted run resumes after it).
+void save_row(Pending& p, const DatasetBuildOptions& opt, const std::vector<BuildRow>& rows,
+              const std::vector<std::string>& keys, const fs::path& work, BuildState& state, DatasetBuildReport& rep,
+              RowTally& tally) {
+    BuildRowResult& res = rep.rows[p.slot];
+    if (p.ok || (p.have_audio && opt.accept_suspect)) {
+        io::Audio a;
+        a.samples = std::move(p.last_audio);
+        io::write_audio((work / (keys[p.slot] + ".wav")).string(), a, io::AudioFormat::WavPcm16);
+        res.status = "done";
+        res.suspect = !p.ok;
+    } else {
+        res.status = "failed";
+    }
+    // seeds_tried in the state spans runs; the report shows this run's attempts
+    state.j["rows"][keys[p.slot]] = nlohmann::json{
+        {"status", res.status}, {"suspect", res.suspect}, {"seed_used", res.seed_used}, {"seeds_tried", p.tried},
+        {"reason", res.reason}, {"seconds", res.seconds}, {"frames", res.frames},       {"hit_cap", res.hit_cap},
+        {"text", rows[p.slot].text}, {"instruct", res.instruct}};
+    state.save();
+    tally.finished(p.slot);
+}
+
+// Rows are generated `batch` at a time (Synthesizer::speak_batch), in rounds: each round takes the next seed of
+// every row not yet finished, so a row's takes are the ones it gets alone, and rows that need another attempt
+// simply come back in the next round. A row is finished as soon as a take is kept or it is out of attempts.
+void generate_rounds(Synthesizer& synth, const DatasetBuildOptions& opt, const std::vector<BuildRow>& rows,
+                     const std::vector<std::string>& keys, std::vector<Pending> pending, const fs::path& work,
+                     BuildState& state, DatasetBuildReport& rep, RowTally& tally) {
     while (!pending.empty()) {
         std::vector<Utterance> us;
         for (auto& p : pending) {
@@ -520,7 +558,7 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
             ++p.attempts;
         }
         std::vector<bool> done_now(pending.size(), false);
-        synth.speak_batch(us, batch, [&](size_t k, BatchLineResult&& line) {
+        synth.speak_batch(us, opt.batch, [&](size_t k, BatchLineResult&& line) {
             Pending& p = pending[k];
             BuildRowResult& res = rep.rows[p.slot];
             const uint64_t seed = p.seed++;
@@ -549,45 +587,54 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
         std::vector<Pending> next;
         for (size_t k = 0; k < pending.size(); ++k) {
             if (done_now[k])
-                save_row(pending[k]);
+                save_row(pending[k], opt, rows, keys, work, state, rep, tally);
             else
                 next.push_back(std::move(pending[k]));
         }
         pending = std::move(next);
     }
-    io::write_file_atomic(state_path, state.dump(2) + "\n");
+    state.save();
+}
 
+// The reference row (ref.wav): --ref-index when it was generated, else the longest neutral row kept.
+void choose_reference(const DatasetBuildOptions& opt, const std::vector<BuildRow>& rows, const fs::path& work,
+                      DatasetBuildReport& rep) {
     std::vector<int> done_rows;
     for (auto& r : rep.rows)
         if (r.status == "done") done_rows.push_back(r.row.index);
     if (done_rows.empty())
         throw Error(fmt::format("no row could be generated ({} failed); the state is kept in {}", rep.failed,
                                 work.string()));
-
     if (opt.ref_index && rep.rows[size_t(*opt.ref_index)].status == "done") {
         rep.ref_row = *opt.ref_index;
-    } else {
-        rep.ref_row = default_ref_row(rows, done_rows);
-        if (opt.ref_index)
-            rep.ref_note = fmt::format("--ref-index {} failed to generate; using row {} instead", *opt.ref_index,
-                                       rep.ref_row);
-        else
-            rep.ref_note = fmt::format("row {}: the longest {}row", rep.ref_row,
-                                       is_neutral_emotion(rows[size_t(rep.ref_row)].emotion) ? "neutral " : "");
+        rep.ref_note = fmt::format("row {} (--ref-index)", rep.ref_row);
+        return;
     }
-    if (rep.ref_note.empty()) rep.ref_note = fmt::format("row {} (--ref-index)", rep.ref_row);
+    rep.ref_row = default_ref_row(rows, done_rows);
+    if (opt.ref_index)
+        rep.ref_note =
+            fmt::format("--ref-index {} failed to generate; using row {} instead", *opt.ref_index, rep.ref_row);
+    else
+        rep.ref_note = fmt::format("row {}: the longest {}row", rep.ref_row,
+                                   is_neutral_emotion(rows[size_t(rep.ref_row)].emotion) ? "neutral " : "");
+}
 
+// The dataset folder in Alexandria's layout (metadata.jsonl, sample_NNN.wav, ref.wav, ref_text.txt) plus
+// build.json, replaced as a whole.
+void write_dataset(const Folders& dirs, const Synthesizer& synth, const DatasetBuildOptions& opt,
+                   const std::string& description, const std::vector<std::string>& keys, DatasetBuildReport& rep) {
     const int width = 3;  // sample_{i:03d}, as Alexandria (wider indices simply grow)
     for (auto& r : rep.rows)
         if (r.status == "done") {
             r.audio_filepath = fmt::format("sample_{:0{}d}.wav", r.row.index, width);
             rep.total_seconds += r.seconds;
         }
-    io::replace_directory_atomic(out, [&](const fs::path& tmp) {
+    io::replace_directory_atomic(dirs.out, [&](const fs::path& tmp) {
         std::string meta;
-        for (auto& r : rep.rows) {
+        for (size_t i = 0; i < rep.rows.size(); ++i) {
+            const auto& r = rep.rows[i];
             if (r.status != "done") continue;
-            fs::copy_file(work / (row_key(r.row, r.instruct) + ".wav"), tmp / r.audio_filepath);
+            fs::copy_file(dirs.work / (keys[i] + ".wav"), tmp / r.audio_filepath);
             nlohmann::ordered_json j;
             j["audio_filepath"] = r.audio_filepath;
             j["text"] = r.row.text;
@@ -607,6 +654,32 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
         j["language"] = opt.language.empty() ? "auto" : opt.language;
         io::write_file_atomic(tmp / "build.json", j.dump(2) + "\n");
     });
+}
+
+}  // namespace
+
+DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& opt, const BuildRowCallback& on_row) {
+    const std::string description = check_options(synth, opt);
+    const std::vector<BuildRow> rows = read_build_rows(opt.rows);
+    check_ref_index(opt, rows);
+    const Folders dirs = dataset_folders(opt);
+
+    BuildState state = load_state(dirs.work, opt.restart);
+    state.j["description"] = description;
+    state.j["model"] = synth.model_dir();
+
+    DatasetBuildReport rep;
+    rep.out = dirs.out.string();
+    rep.work_dir = dirs.work.string();
+    rep.rows.resize(rows.size());
+    std::vector<std::string> keys;
+    for (auto& row : rows) keys.push_back(row_key(synth, opt, row, build_instruct(description, row.emotion)));
+
+    RowTally tally{rep, on_row};
+    auto pending = resume_rows(rows, keys, description, opt, state, dirs.work, rep, tally);
+    generate_rounds(synth, opt, rows, keys, std::move(pending), dirs.work, state, rep, tally);
+    choose_reference(opt, rows, dirs.work, rep);
+    write_dataset(dirs, synth, opt, description, keys, rep);
     return rep;
 }
 

@@ -394,8 +394,13 @@ SynthResult Synthesizer::speak(const Utterance& u, const FrameCallback& on_frame
     return r;
 }
 
-void Synthesizer::speak_batch(const std::vector<Utterance>& us, int64_t batch, const BatchLineCallback& on_line) {
-    if (batch < 1) throw InputError(fmt::format("the batch size must be at least 1, got {}", batch));
+int64_t Synthesizer::batch_size(int64_t requested) const {
+    if (requested < 0) throw InputError(fmt::format("the batch size must be at least 1, got {}", requested));
+    return requested > 0 ? requested : default_batch(s_->opts.device);
+}
+
+void Synthesizer::speak_batch(const std::vector<Utterance>& us, int64_t requested, const BatchLineCallback& on_line) {
+    const int64_t batch = batch_size(requested);
     auto adapter_of = [&](const Utterance& u) {
         std::string a = u.adapter == "-" ? std::string() : (u.adapter.empty() ? s_->opts.adapter : u.adapter);
         return a.empty() ? a : fs::weakly_canonical(a).string();

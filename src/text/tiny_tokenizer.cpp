@@ -68,14 +68,26 @@ std::vector<std::string> training_words() {
     return words;
 }
 
-}  // namespace
+// The vocabulary as it grows: byte tokens first, then one token per merge.
+struct Vocab {
+    nlohmann::ordered_json json = nlohmann::ordered_json::object();  // token → id, in id order
+    std::map<std::string, int> ids;
+    std::vector<std::pair<std::string, std::string>> merges;  // in rank order
 
-void write_tiny_tokenizer(const std::string& dir) {
-    namespace fs = std::filesystem;
-    fs::create_directories(dir);
+    void add_token(const std::string& t) {
+        if (ids.count(t)) return;
+        const int id = int(ids.size());
+        ids[t] = id;
+        json[t] = id;
+    }
+    void add_merge(const std::string& a, const std::string& b) {
+        merges.emplace_back(a, b);
+        add_token(a + b);
+    }
+};
 
-    // Byte tokens at ids 0..255 in the order of their byte-level characters, like the real vocabulary.
-    std::vector<std::pair<std::string, int>> bytes;  // (utf8 of the mapped code point, byte)
+// Byte tokens at ids 0..255 in the order of their byte-level characters, like the real vocabulary.
+Vocab byte_vocab() {
     std::vector<uint32_t> order(256);
     for (int b = 0; b < 256; ++b) order[size_t(b)] = uint32_t(b);
     const auto cp_of = [](uint8_t b) {
@@ -84,44 +96,35 @@ void write_tiny_tokenizer(const std::string& dir) {
         return (uint32_t(uint8_t(s[0]) & 0x1F) << 6) | (uint8_t(s[1]) & 0x3F);
     };
     std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) { return cp_of(uint8_t(x)) < cp_of(uint8_t(y)); });
+    Vocab v;
+    for (int i = 0; i < 256; ++i) v.add_token(byte_to_unicode(uint8_t(order[size_t(i)])));
+    return v;
+}
 
-    nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
-    std::map<std::string, int> ids;
-    for (int i = 0; i < 256; ++i) {
-        const std::string& t = byte_to_unicode(uint8_t(order[size_t(i)]));
-        vocab[t] = i;
-        ids[t] = i;
+// Every adjacent (a, b) in syms joined into one symbol, left to right.
+void apply_merge(std::vector<std::string>& syms, const std::string& a, const std::string& b) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < syms.size(); ++i) {
+        if (i + 1 < syms.size() && syms[i] == a && syms[i + 1] == b) {
+            out.push_back(a + b);
+            ++i;
+        } else {
+            out.push_back(syms[i]);
+        }
     }
+    syms = std::move(out);
+}
 
-    // Learn merges: the most frequent adjacent pair, ties to the smallest (left, right) strings.
+// BPE training on the built-in text: kMerges times, the most frequent adjacent pair, ties to the smallest
+// (left, right) strings.
+void learn_merges(Vocab& v) {
     std::map<std::vector<std::string>, int> words;
     for (const std::string& w : training_words()) {
         std::vector<std::string> syms;
         for (unsigned char c : w) syms.push_back(byte_to_unicode(c));
         ++words[syms];
     }
-    std::vector<std::pair<std::string, std::string>> merges;
-    const auto add_merge = [&](const std::string& a, const std::string& b) {
-        merges.emplace_back(a, b);
-        if (!ids.count(a + b)) {
-            const int id = int(ids.size());
-            ids[a + b] = id;
-            vocab[a + b] = id;
-        }
-    };
-    const auto apply = [](std::vector<std::string>& syms, const std::string& a, const std::string& b) {
-        std::vector<std::string> out;
-        for (size_t i = 0; i < syms.size(); ++i) {
-            if (i + 1 < syms.size() && syms[i] == a && syms[i + 1] == b) {
-                out.push_back(a + b);
-                ++i;
-            } else {
-                out.push_back(syms[i]);
-            }
-        }
-        syms = std::move(out);
-    };
-    while (int(merges.size()) < kMerges) {
+    while (int(v.merges.size()) < kMerges) {
         std::map<std::pair<std::string, std::string>, int> counts;
         for (auto& [syms, n] : words)
             for (size_t i = 0; i + 1 < syms.size(); ++i) counts[{syms[i], syms[i + 1]}] += n;
@@ -131,37 +134,40 @@ void write_tiny_tokenizer(const std::string& dir) {
             if (n > best_n) { best = &pair; best_n = n; }
         if (!best) break;
         const auto pick = *best;
-        add_merge(pick.first, pick.second);
+        v.add_merge(pick.first, pick.second);
         std::map<std::vector<std::string>, int> next;
         for (auto& [syms, n] : words) {
             std::vector<std::string> s = syms;
-            apply(s, pick.first, pick.second);
+            apply_merge(s, pick.first, pick.second);
             next[s] += n;
         }
         words = std::move(next);
     }
-    // The prompt slicing needs "assistant" and "user" to be single tokens (as in the real vocabulary):
-    // finish them with extra merges, appended after the learned ones so earlier ranks are unchanged.
+}
+
+// The prompt slicing needs "assistant" and "user" to be single tokens (as in the real vocabulary): finish them
+// with extra merges, appended after the learned ones so earlier ranks are unchanged.
+void finish_prompt_words(Vocab& v) {
     for (const char* word : {"assistant", "user"}) {
         std::vector<std::string> syms;
         for (const char* p = word; *p; ++p) syms.push_back(byte_to_unicode(uint8_t(*p)));
-        for (auto& [a, b] : merges) apply(syms, a, b);
+        for (auto& [a, b] : v.merges) apply_merge(syms, a, b);
         while (syms.size() > 1) {
-            add_merge(syms[0], syms[1]);
+            v.add_merge(syms[0], syms[1]);
             syms[0] += syms[1];
             syms.erase(syms.begin() + 1);
         }
     }
+}
 
-    std::string merges_txt = "#version: 0.2\n";
-    for (auto& [a, b] : merges) merges_txt += a + " " + b + "\n";
-
+// tokenizer_config.json: the released checkpoints' settings and added tokens.
+nlohmann::ordered_json tokenizer_config() {
     nlohmann::ordered_json decoder = nlohmann::ordered_json::object();
     for (const AddedFact& a : kAdded) {
         decoder[std::to_string(a.id)] = {{"content", a.content}, {"lstrip", false}, {"normalized", false},
                                          {"rstrip", false}, {"single_word", false}, {"special", a.special}};
     }
-    nlohmann::ordered_json config = {
+    return {
         {"add_bos_token", false},
         {"add_prefix_space", false},
         {"added_tokens_decoder", decoder},
@@ -175,10 +181,22 @@ void write_tiny_tokenizer(const std::string& dir) {
         {"tokenizer_class", "Qwen2Tokenizer"},
         {"unk_token", nullptr},
     };
+}
+
+}  // namespace
+
+void write_tiny_tokenizer(const std::string& dir) {
+    namespace fs = std::filesystem;
+    fs::create_directories(dir);
+    Vocab v = byte_vocab();
+    learn_merges(v);
+    finish_prompt_words(v);
+    std::string merges_txt = "#version: 0.2\n";
+    for (auto& [a, b] : v.merges) merges_txt += a + " " + b + "\n";
     const fs::path d(dir);
-    io::write_file_atomic(d / "vocab.json", vocab.dump() + "\n");
+    io::write_file_atomic(d / "vocab.json", v.json.dump() + "\n");
     io::write_file_atomic(d / "merges.txt", merges_txt);
-    io::write_file_atomic(d / "tokenizer_config.json", config.dump(2) + "\n");
+    io::write_file_atomic(d / "tokenizer_config.json", tokenizer_config().dump(2) + "\n");
 }
 
 }  // namespace alexandria::text

@@ -61,7 +61,9 @@ TEST_CASE("bf16 files load to fp32 and the tiny folder is small", "[model][check
     LoadedModel lm = load_model(tmp.path.string());
     auto ref = test::tiny_model("base", 3);
     auto refs = state_of(*ref);
-    for (auto& [name, t] : state_of(*lm.model)) {
+    for (auto& entry : state_of(*lm.model)) {
+        const std::string& name = entry.first;  // a structured binding cannot be captured in C++17
+        const torch::Tensor& t = entry.second;
         REQUIRE(t.scalar_type() == torch::kFloat32);
         auto it = std::find_if(refs.begin(), refs.end(), [&](auto& p) { return p.first == name; });
         REQUIRE(it != refs.end());

@@ -150,7 +150,10 @@ public:
     // lines that use another adapter (or another greedy setting) starts once the current lines have drained.
     // on_line(index into us, result or error) is called as each line finishes (completion order). A line whose
     // preparation fails is reported failed and the others go on.
+    // batch 0: batch_size(0), the device's default.
     void speak_batch(const std::vector<Utterance>& us, int64_t batch, const BatchLineCallback& on_line);
+    // The lines rendered at once for a requested batch: itself, or default_batch() of the device for 0.
+    int64_t batch_size(int64_t requested) const;
 
     // The talker prompt of an utterance (mode resolution, tokenisation, speaker/reference preparation), without
     // generating; exposed for tests and tools.
