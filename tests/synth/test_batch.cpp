@@ -179,7 +179,13 @@ TEST_CASE("speak_batch: each line's audio equals speak() of it alone; a failing 
         CHECK(got[i].result.frames == alone.frames);
         CHECK(got[i].result.audio == alone.audio);
     }
-    CHECK_THROWS_AS(s.speak_batch(us, 0, [](size_t, BatchLineResult&&) {}), InputError);
+    CHECK_THROWS_AS(s.speak_batch(us, -1, [](size_t, BatchLineResult&&) {}), InputError);
+    // 0: the device's default batch (8 on the CPU), the one rule every command uses.
+    CHECK(s.batch_size(0) == default_batch(torch::kCPU));
+    CHECK(s.batch_size(3) == 3);
+    size_t n0 = 0;
+    s.speak_batch({us[0]}, 0, [&](size_t, BatchLineResult&& r) { n0 += r.error.empty(); });
+    CHECK(n0 == 1);
 }
 
 TEST_CASE("streamed audio is the finished line's audio, and starts within the first block of frames") {
