@@ -11,10 +11,11 @@ set_property(GLOBAL PROPERTY ALEXANDRIA_LIGHT_LIBS "")
 set(ALEXANDRIA_WARNINGS -Wall -Wextra -Wno-unused-parameter)
 # Unity builds: each batch of a target's files compiles as one translation unit, so the inline code of libtorch,
 # fmt and nlohmann::json that every file uses is instantiated and optimised once per batch instead of once per file
-# (the layers' torch objects: 535 s -> 276 s of compiling with clang). Off, each file is its own unit: a one-file
-# rebuild then compiles that file alone, which suits an edit-compile loop (-DALEXANDRIA_UNITY=OFF).
+# (with clang, the first command's compiling: 1,048 s one unit per file, 527 s in batches of 8, 452 s in batches of
+# 16, i.e. one unit per target here). Off, each file is its own unit: a one-file rebuild then compiles that file
+# alone, which suits an edit-compile loop (-DALEXANDRIA_UNITY=OFF).
 option(ALEXANDRIA_UNITY "Compile each target's files in unity batches" ON)
-set(ALEXANDRIA_UNITY_BATCH 8 CACHE STRING "files per unity batch")
+set(ALEXANDRIA_UNITY_BATCH 16 CACHE STRING "files per unity batch")
 function(alexandria_unity target)
   if(ALEXANDRIA_UNITY)
     set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${ALEXANDRIA_UNITY_BATCH})
