@@ -56,9 +56,13 @@ ALEXANDRIA_AVX2 void dot_row(const float* x, const W* wr, float* y, int64_t K) {
 }
 
 // Four weight rows (w, w + K, w + 2K, w + 3K) against MR rows of x: y[j * N + r] = x[j] · w_r. Each sum is
-// accumulated exactly as dot_row() and the one-row path accumulate it.
+// accumulated exactly as dot_row() and the one-row path accumulate it. `next` (or null): the four rows the
+// following tile reads, requested meanwhile: a tile computes long enough per byte that the hardware prefetcher
+// alone leaves the next rows' memory reads unoverlapped (weights streamed from memory, 1024 x 3072 bf16, 2
+// threads: 8 rows of x 990 -> 765 us per matrix, 16 rows 1,420 -> 1,220 us; into L2 only: 810 / 1,260).
 template <typename W, int MR>
-ALEXANDRIA_AVX2 void tile4(const float* x, const W* w, float* y, int64_t N, int64_t K) {
+ALEXANDRIA_AVX2 void tile4(const float* x, const W* w, float* y, int64_t N, int64_t K, const W* next) {
+    constexpr int64_t kLine = 64 / sizeof(W);  // elements per cache line
     const int64_t K8 = K & ~int64_t(7);
     __m256 a[4][MR];
 #pragma GCC unroll 4
@@ -66,6 +70,8 @@ ALEXANDRIA_AVX2 void tile4(const float* x, const W* w, float* y, int64_t N, int6
 #pragma GCC unroll 3
         for (int j = 0; j < MR; ++j) a[r][j] = _mm256_setzero_ps();
     for (int64_t k = 0; k < K8; k += 8) {
+        if (next && (k & (kLine - 1)) == 0)
+            for (int r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * K + k), _MM_HINT_T0);
         __m256 xv[MR];
 #pragma GCC unroll 3
         for (int j = 0; j < MR; ++j) xv[j] = _mm256_loadu_ps(x + j * K + k);
@@ -116,14 +122,16 @@ ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M
     // Several rows: tiles of 4 weight rows × up to 3 rows of x (12 accumulators, 16 registers in all), so each
     // load feeds 1.7 FMAs instead of under 1 (one weight row against many x rows reloads every x row per weight).
     int64_t n = n0;
-    for (; n + 4 <= n1; n += 4)
+    for (; n + 4 <= n1; n += 4) {
+        const W* next = n + 8 <= n1 ? w + (n + 4) * K : nullptr;
         for (int64_t m0 = 0; m0 < M; m0 += 3) {
             switch (std::min<int64_t>(3, M - m0)) {
-                case 3: tile4<W, 3>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                case 2: tile4<W, 2>(x + m0 * K, w + n * K, y + m0 * N + n, N, K); break;
-                default: tile4<W, 1>(x + m0 * K, w + n * K, y + m0 * N + n, N, K);
+                case 3: tile4<W, 3>(x + m0 * K, w + n * K, y + m0 * N + n, N, K, m0 == 0 ? next : nullptr); break;
+                case 2: tile4<W, 2>(x + m0 * K, w + n * K, y + m0 * N + n, N, K, m0 == 0 ? next : nullptr); break;
+                default: tile4<W, 1>(x + m0 * K, w + n * K, y + m0 * N + n, N, K, m0 == 0 ? next : nullptr);
             }
         }
+    }
     for (; n < n1; ++n)
         for (int64_t m = 0; m < M; ++m) dot_row(x + m * K, w + n * K, y + m * N + n, K);
 }
