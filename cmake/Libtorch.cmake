@@ -14,8 +14,14 @@ option(ALEXANDRIA_CUDA "Link libtorch's CUDA parts and compile the CUDA code pat
 
 if(ALEXANDRIA_LIBTORCH STREQUAL "system")
   find_package(Torch REQUIRED)
-  find_package(OpenMP REQUIRED)
-  target_link_libraries(torch INTERFACE OpenMP::OpenMP_CXX)
+  # libgomp, libtorch's OpenMP runtime, which src/model/kernels.cpp calls (GOMP_parallel): the copy PyPI's torch
+  # keeps beside libtorch, else the system's (GCC's runtime). Not the compiler's OpenMP: with clang that would be
+  # libomp, a second set of threads beside libtorch's.
+  find_library(ALEXANDRIA_GOMP NAMES libgomp.so.1 gomp HINTS "${TORCH_INSTALL_PREFIX}/lib")
+  if(NOT ALEXANDRIA_GOMP)
+    message(FATAL_ERROR "libgomp (libtorch's OpenMP runtime) not found beside ${TORCH_INSTALL_PREFIX}/lib or on the system")
+  endif()
+  target_link_libraries(torch INTERFACE "${ALEXANDRIA_GOMP}")
   set(ALEXANDRIA_LIBTORCH_VERSION "${Torch_VERSION}")
   if(ALEXANDRIA_CUDA)
     target_compile_definitions(torch INTERFACE ALEXANDRIA_CUDA=1)
