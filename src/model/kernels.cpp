@@ -4,7 +4,6 @@
 #include <ATen/Parallel.h>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <fmt/format.h>
 
 #include "alexandria/io/error.h"
@@ -145,13 +144,15 @@ extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_thread
 extern "C" int omp_get_thread_num(void);
 extern "C" int omp_get_num_threads(void);
 
+template <typename Body>
 struct ChunkJob {
-    const std::function<void(int64_t, int64_t)>* body;
+    const Body* body;
     int64_t chunks;
 };
 
+template <typename Body>
 void run_chunk_job(void* p) {
-    const auto& job = *static_cast<const ChunkJob*>(p);
+    const auto& job = *static_cast<const ChunkJob<Body>*>(p);
     const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
     const int64_t per = (job.chunks + threads - 1) / threads;
     const int64_t c0 = t * per, c1 = std::min(job.chunks, c0 + per);
@@ -159,15 +160,16 @@ void run_chunk_job(void* p) {
 }
 
 // body(c0, c1) over [0, chunks), split into contiguous runs, one per thread (at::parallel_for's split). The body
-// must not throw.
-void on_torch_threads(int64_t chunks, const std::function<void(int64_t, int64_t)>& body) {
+// must not throw. A template, not std::function: it runs for every projection of every decoded frame.
+template <typename Body>
+void on_torch_threads(int64_t chunks, const Body& body) {
     const int64_t threads = std::min<int64_t>(at::get_num_threads(), chunks);
     if (threads <= 1 || at::in_parallel_region()) {
         body(0, chunks);
         return;
     }
-    ChunkJob job{&body, chunks};
-    GOMP_parallel(run_chunk_job, &job, static_cast<unsigned>(threads), 0);
+    ChunkJob<Body> job{&body, chunks};
+    GOMP_parallel(run_chunk_job<Body>, &job, static_cast<unsigned>(threads), 0);
 }
 
 }  // namespace

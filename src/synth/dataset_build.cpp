@@ -427,14 +427,19 @@ BuildState load_state(const fs::path& work, bool restart) {
     return st;
 }
 
-// A row's identity across runs: everything its audio depends on. The model is named by its folder and weight file
-// size (cheap; a different checkpoint in the same folder almost always has another size).
-std::string row_key(const Synthesizer& synth, const DatasetBuildOptions& opt, const BuildRow& row,
-                    const std::string& instruct) {
-    std::string model_id = synth.model_dir();
+// The model's part of the row keys: its folder and weight file size (cheap; a different checkpoint in the same
+// folder almost always has another size).
+std::string model_identity(const Synthesizer& synth) {
+    std::string id = synth.model_dir();
     std::error_code ec;
     if (auto w = fs::path(synth.model_dir()) / "model.safetensors"; fs::exists(w, ec))
-        model_id += fmt::format("#{}", fs::file_size(w, ec));
+        id += fmt::format("#{}", fs::file_size(w, ec));
+    return id;
+}
+
+// A row's identity across runs: everything its audio depends on.
+std::string row_key(const std::string& model_id, const DatasetBuildOptions& opt, const BuildRow& row,
+                    const std::string& instruct) {
     std::optional<uint64_t> requested = row.seed ? row.seed : opt.seed;
     nlohmann::json k{{"model", model_id},
                      {"instruct", instruct},
@@ -673,7 +678,8 @@ DatasetBuildReport build_dataset(Synthesizer& synth, const DatasetBuildOptions& 
     rep.work_dir = dirs.work.string();
     rep.rows.resize(rows.size());
     std::vector<std::string> keys;
-    for (auto& row : rows) keys.push_back(row_key(synth, opt, row, build_instruct(description, row.emotion)));
+    const std::string model_id = model_identity(synth);
+    for (auto& row : rows) keys.push_back(row_key(model_id, opt, row, build_instruct(description, row.emotion)));
 
     RowTally tally{rep, on_row};
     auto pending = resume_rows(rows, keys, description, opt, state, dirs.work, rep, tally);
