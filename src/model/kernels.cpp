@@ -20,6 +20,7 @@ namespace {
 #ifdef ALEXANDRIA_X86
 // The build targets generic x86-64; these functions are compiled for AVX2+FMA and only called after the CPU check.
 #define ALEXANDRIA_AVX2 __attribute__((target("avx2,fma")))
+#define ALEXANDRIA_AVX2_LAMBDA __attribute__((target("avx2,fma"), always_inline))
 
 ALEXANDRIA_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 ALEXANDRIA_AVX2 inline __m256 load8(const uint16_t* p) {
@@ -135,6 +136,100 @@ ALEXANDRIA_AVX2 void rows_kernel(const float* x, const W* w, float* y, int64_t M
         for (int64_t m = 0; m < M; ++m) dot_row(x + m * K, w + n * K, y + m * N + n, K);
 }
 
+// ---- The inference layout (pack_weight) -------------------------------------------------------------------
+// Output rows in blocks of 16, each block stored k-major: for every k, the 16 rows' weights side by side (bf16:
+// as the pairs (n, n + 8), so that one 32-bit lane holds rows n and n + 8: a shift widens the first, a mask the
+// second). A step of k is then one 32-byte load, two single-uop widenings and 2 × rows-of-x FMAs against
+// broadcast x values: the accumulators hold outputs, not partial dot products, and need no horizontal sums.
+ALEXANDRIA_AVX2 inline void load_block_row(const float* p, __m256& lo, __m256& hi) {
+    lo = _mm256_loadu_ps(p);
+    hi = _mm256_loadu_ps(p + 8);
+}
+ALEXANDRIA_AVX2 inline void load_block_row(const uint16_t* p, __m256& lo, __m256& hi) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    lo = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    hi = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// MR rows of x against NB consecutive blocks (16 × NB outputs). Every output is one accumulator lane summing
+// x[m, k] · w[n, k] for k = 0, 1, ..., K - 1 in that order, whatever MR and NB are: a row's values never depend on
+// its neighbours. `next` (or null): the block the following tile reads, requested meanwhile.
+template <typename W, int MR, int NB>
+ALEXANDRIA_AVX2 void packed_tile(const float* x, const W* p, float* y, int64_t N, int64_t K, const W* next) {
+    __m256 a[MR][NB][2];
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) a[m][b][0] = a[m][b][1] = _mm256_setzero_ps();
+    const auto step = [&](int64_t k) ALEXANDRIA_AVX2_LAMBDA {
+        __m256 lo[NB], hi[NB];
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) load_block_row(p + (b * K + k) * 16, lo[b], hi[b]);
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+            const __m256 xv = _mm256_broadcast_ss(x + m * K + k);
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; ++b) {
+                a[m][b][0] = _mm256_fmadd_ps(lo[b], xv, a[m][b][0]);
+                a[m][b][1] = _mm256_fmadd_ps(hi[b], xv, a[m][b][1]);
+            }
+        }
+    };
+    constexpr int64_t kSteps = 64 / (16 * sizeof(W));  // k steps per cache line of a block
+    int64_t k = 0;
+    for (; k + kSteps <= K; k += kSteps) {
+        if (next) _mm_prefetch(reinterpret_cast<const char*>(next + k * 16), _MM_HINT_T0);
+#pragma GCC unroll 2
+        for (int64_t s = 0; s < kSteps; ++s) step(k + s);
+    }
+    for (; k < K; ++k) step(k);
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) {
+            _mm256_storeu_ps(y + m * N + b * 16, a[m][b][0]);
+            _mm256_storeu_ps(y + m * N + b * 16 + 8, a[m][b][1]);
+        }
+}
+
+// Rows [0, M) of x against blocks [b0, b1): y[M, N] = x[M, K] · W[N, K]ᵀ for those blocks' outputs.
+template <typename W>
+ALEXANDRIA_AVX2 void packed_rows(const float* x, const W* p, float* y, int64_t M, int64_t N, int64_t K, int64_t b0,
+                                 int64_t b1) {
+    const auto block = [&](int64_t b) { return p + b * K * 16; };
+    if (M <= 2) {
+        // Few rows: several blocks per tile, so that eight or more accumulators hide the FMA latency.
+        int64_t b = b0;
+        if (M == 1) {
+            for (; b + 4 <= b1; b += 4) packed_tile<W, 1, 4>(x, block(b), y + b * 16, N, K, nullptr);
+            for (; b < b1; ++b) packed_tile<W, 1, 1>(x, block(b), y + b * 16, N, K, nullptr);
+        } else {
+            for (; b + 2 <= b1; b += 2) packed_tile<W, 2, 2>(x, block(b), y + b * 16, N, K, nullptr);
+            for (; b < b1; ++b) packed_tile<W, 2, 1>(x, block(b), y + b * 16, N, K, nullptr);
+        }
+        return;
+    }
+    // Groups of up to 6 rows (12 accumulators), as even as possible: 8 rows are 4 + 4, not 6 + 2.
+    const int64_t groups = (M + 5) / 6;
+    for (int64_t b = b0; b < b1; ++b) {
+        const W* next = b + 1 < b1 ? block(b + 1) : nullptr;
+        for (int64_t g = 0; g < groups; ++g) {
+            const int64_t m0 = M * g / groups, m1 = M * (g + 1) / groups;
+            const float* xm = x + m0 * K;
+            float* ym = y + m0 * N + b * 16;
+            const W* nx = g == 0 ? next : nullptr;
+            switch (m1 - m0) {
+                case 6: packed_tile<W, 6, 1>(xm, block(b), ym, N, K, nx); break;
+                case 5: packed_tile<W, 5, 1>(xm, block(b), ym, N, K, nx); break;
+                case 4: packed_tile<W, 4, 1>(xm, block(b), ym, N, K, nx); break;
+                case 3: packed_tile<W, 3, 1>(xm, block(b), ym, N, K, nx); break;
+                case 2: packed_tile<W, 2, 1>(xm, block(b), ym, N, K, nx); break;
+                default: packed_tile<W, 1, 1>(xm, block(b), ym, N, K, nx);
+            }
+        }
+    }
+}
+
 #endif
 
 // libgomp's entry points: what GCC emits for `#pragma omp parallel`, called directly so that any compiler
@@ -191,7 +286,6 @@ at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at:
     const int64_t K = weight.size(1), N = weight.size(0);
     if (x.size(-1) != K) throw Error(fmt::format("small_linear: input width {} for a weight of width {}", x.size(-1), K));
     const int64_t M = x.numel() / K;
-    if (M > kSmallLinearMaxRows) throw Error(fmt::format("small_linear: {} rows (at most {})", M, kSmallLinearMaxRows));
     if (!weight.is_contiguous() || (weight.scalar_type() != at::kFloat && weight.scalar_type() != at::kBFloat16))
         throw Error("small_linear: the weight must be a contiguous fp32 or bf16 matrix");
     auto xf = x.reshape({M, K}).to(at::kFloat).contiguous();
@@ -206,16 +300,21 @@ at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at:
     // The chunks run on libtorch's own OpenMP threads (below): a second pool of threads beside libtorch's would
     // fight them for the cores: after each of libtorch's parallel regions its OpenMP workers spin for a while, and
     // on two cores a separate pool thread then got half a core (30% of a decode's CPU time was that spinning).
-    on_torch_threads(chunks, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c) {
-            const int64_t n0 = std::min(N, groups * c / chunks * 4), n1 = std::min(N, groups * (c + 1) / chunks * 4);
-            if (n0 >= n1) continue;
-            if (bf16)
-                rows_kernel(xp, static_cast<const uint16_t*>(wp), yp, M, N, K, n0, n1);
-            else
-                rows_kernel(xp, static_cast<const float*>(wp), yp, M, N, K, n0, n1);
-        }
-    });
+    for (int64_t m0 = 0; m0 < M; m0 += kSmallLinearRowsPerPass) {
+        const int64_t rows = std::min(kSmallLinearRowsPerPass, M - m0);
+        const float* xm = xp + m0 * K;
+        float* ym = yp + m0 * N;
+        on_torch_threads(chunks, [&](int64_t c0, int64_t c1) {
+            for (int64_t c = c0; c < c1; ++c) {
+                const int64_t n0 = std::min(N, groups * c / chunks * 4), n1 = std::min(N, groups * (c + 1) / chunks * 4);
+                if (n0 >= n1) continue;
+                if (bf16)
+                    rows_kernel(xm, static_cast<const uint16_t*>(wp), ym, rows, N, K, n0, n1);
+                else
+                    rows_kernel(xm, static_cast<const float*>(wp), ym, rows, N, K, n0, n1);
+            }
+        });
+    }
     if (bias.defined()) y.add_(bias.to(at::kFloat));
     auto sizes = x.sizes().vec();
     sizes.back() = N;
@@ -225,6 +324,94 @@ at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at:
     (void)weight;
     (void)bias;
     throw Error("small_linear: x86 only");
+#endif
+}
+
+namespace {
+// Position of weight (n, k) in the inference layout (see load_block_row).
+int64_t packed_index(int64_t n, int64_t k, int64_t K, bool bf16) {
+    const int64_t b = n / 16, i = n % 16;
+    const int64_t slot = bf16 ? (i < 8 ? 2 * i : 2 * (i - 8) + 1) : i;
+    return (b * K + k) * 16 + slot;
+}
+
+template <typename T>
+void permute_weight(const T* from, T* to, int64_t N, int64_t K, bool bf16, bool pack) {
+    at::parallel_for(0, N / 16, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t i = 0; i < 16; ++i) {
+                    const int64_t n = b * 16 + i, natural = n * K + k, packed = packed_index(n, k, K, bf16);
+                    if (pack)
+                        to[packed] = from[natural];
+                    else
+                        to[natural] = from[packed];
+                }
+    });
+}
+
+at::Tensor permuted(const at::Tensor& w, bool pack) {
+    if (w.dim() != 2 || !w.is_contiguous() || !w.device().is_cpu() ||
+        (w.scalar_type() != at::kFloat && w.scalar_type() != at::kBFloat16))
+        throw Error("pack_weight: a contiguous fp32 or bf16 CPU matrix is needed");
+    const int64_t N = w.size(0), K = w.size(1);
+    if (N % 16 != 0) throw Error(fmt::format("pack_weight: {} rows is not a multiple of 16", N));
+    auto out = at::empty_like(w);
+    if (w.scalar_type() == at::kBFloat16)
+        permute_weight(static_cast<const uint16_t*>(w.data_ptr()), static_cast<uint16_t*>(out.data_ptr()), N, K, true,
+                       pack);
+    else
+        permute_weight(w.data_ptr<float>(), out.data_ptr<float>(), N, K, false, pack);
+    return out;
+}
+}  // namespace
+
+bool packable(const at::Tensor& w) {
+    return small_linear_supported() && w.dim() == 2 && w.device().is_cpu() && w.is_contiguous() && w.size(0) % 16 == 0 &&
+           (w.scalar_type() == at::kFloat || w.scalar_type() == at::kBFloat16);
+}
+
+at::Tensor pack_weight(const at::Tensor& w) { return permuted(w, true); }
+at::Tensor unpack_weight(const at::Tensor& packed) { return permuted(packed, false); }
+
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& bias) {
+#ifdef ALEXANDRIA_X86
+    if (!small_linear_supported()) throw Error("packed_linear: this CPU lacks AVX2/FMA");
+    if (!packable(packed)) throw Error("packed_linear: not a packed weight");
+    const int64_t N = packed.size(0), K = packed.size(1);
+    if (x.size(-1) != K) throw Error(fmt::format("packed_linear: input width {} for a weight of width {}", x.size(-1), K));
+    const int64_t M = x.numel() / K;
+    auto xf = x.reshape({M, K}).to(at::kFloat).contiguous();
+    auto y = at::empty({M, N}, xf.options());
+    const float* xp = xf.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    const bool bf16 = packed.scalar_type() == at::kBFloat16;
+    const void* wp = packed.data_ptr();
+    // Chunks of blocks; every output is computed by one thread, in one order.
+    const int64_t blocks = N / 16;
+    const int64_t chunks = N * K < 65536 ? 1 : std::min<int64_t>(blocks, 16);
+    for (int64_t m0 = 0; m0 < M; m0 += kSmallLinearRowsPerPass) {
+        const int64_t rows = std::min(kSmallLinearRowsPerPass, M - m0);
+        const float* xm = xp + m0 * K;
+        float* ym = yp + m0 * N;
+        on_torch_threads(chunks, [&](int64_t c0, int64_t c1) {
+            const int64_t b0 = blocks * c0 / chunks, b1 = blocks * c1 / chunks;
+            if (b0 >= b1) return;
+            if (bf16)
+                packed_rows(xm, static_cast<const uint16_t*>(wp), ym, rows, N, K, b0, b1);
+            else
+                packed_rows(xm, static_cast<const float*>(wp), ym, rows, N, K, b0, b1);
+        });
+    }
+    if (bias.defined()) y.add_(bias.to(at::kFloat));
+    auto sizes = x.sizes().vec();
+    sizes.back() = N;
+    return y.view(sizes).to(x.scalar_type());
+#else
+    (void)x;
+    (void)packed;
+    (void)bias;
+    throw Error("packed_linear: x86 only");
 #endif
 }
 

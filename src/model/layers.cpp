@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -71,10 +72,9 @@ LoraLinearImpl::LoraLinearImpl(int64_t in_features, int64_t out_features, bool w
 }
 
 namespace {
-// Decoding a few rows without gradients on the CPU: the weight-streaming kernel (kernels.h).
+// Inference on the CPU (no gradients): the weight-streaming kernel (kernels.h), for decoding and prefills alike.
 bool use_small_linear(const torch::Tensor& x, const torch::Tensor& w) {
-    return x.device().is_cpu() && !torch::GradMode::is_enabled() && x.dim() >= 1 && x.size(-1) > 0 &&
-           x.numel() / x.size(-1) <= kSmallLinearMaxRows && w.is_contiguous() &&
+    return x.device().is_cpu() && !torch::GradMode::is_enabled() && x.dim() >= 1 && x.size(-1) > 0 && w.is_contiguous() &&
            (w.scalar_type() == torch::kFloat32 || w.scalar_type() == torch::kBFloat16) &&
            (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16) && small_linear_supported();
 }
@@ -82,7 +82,11 @@ bool use_small_linear(const torch::Tensor& x, const torch::Tensor& w) {
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
     torch::Tensor out;
-    if (use_small_linear(x, weight)) {
+    if (packed_) {
+        if (!x.device().is_cpu() || torch::GradMode::is_enabled())
+            throw Error("a linear weight is in the CPU inference layout: no gradients, no other device");
+        out = packed_linear(x, weight, bias);
+    } else if (use_small_linear(x, weight)) {
         out = small_linear(x, weight, bias);
     } else if (weight.scalar_type() != x.scalar_type()) {
         // Weights stored narrower than the compute dtype (store_weights()): widened for this product.
@@ -142,15 +146,30 @@ void LoraLinearImpl::set_lora_multiplier(double m) {
 void LoraLinearImpl::merge() {
     if (!has_lora() || merged_) return;
     torch::NoGradGuard no_grad;
+    const bool packed = packed_;
+    set_inference_layout(false);
     weight.copy_(weight.to(torch::kFloat32) + delta_weight());
     merged_ = true;
+    if (packed) set_inference_layout(true);
 }
 
 void LoraLinearImpl::unmerge() {
     if (!has_lora() || !merged_) return;
     torch::NoGradGuard no_grad;
+    const bool packed = packed_;
+    set_inference_layout(false);
     weight.copy_(weight.to(torch::kFloat32) - delta_weight());
     merged_ = false;
+    if (packed) set_inference_layout(true);
+}
+
+bool LoraLinearImpl::set_inference_layout(bool on) {
+    if (on == packed_) return true;
+    torch::NoGradGuard no_grad;
+    if (on && !packable(weight)) return false;
+    weight.copy_(on ? pack_weight(weight) : unpack_weight(weight));
+    packed_ = on;
+    return true;
 }
 
 void LoraLinearImpl::move_lora(torch::Device device) {
@@ -161,11 +180,16 @@ void LoraLinearImpl::move_lora(torch::Device device) {
 }
 
 void LoraLinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+    set_inference_layout(false);
     torch::nn::Module::to(device, dtype, non_blocking);
     move_lora(device);
 }
-void LoraLinearImpl::to(torch::Dtype dtype, bool non_blocking) { torch::nn::Module::to(dtype, non_blocking); }
+void LoraLinearImpl::to(torch::Dtype dtype, bool non_blocking) {
+    set_inference_layout(false);
+    torch::nn::Module::to(dtype, non_blocking);
+}
 void LoraLinearImpl::to(torch::Device device, bool non_blocking) {
+    set_inference_layout(false);
     torch::nn::Module::to(device, non_blocking);
     move_lora(device);
 }
@@ -202,6 +226,17 @@ void keep_weights_narrow(torch::nn::Module& module, torch::Dtype compute) {
             p.set_data(p.to(compute));
     for (auto& b : module.buffers(/*recurse=*/true))
         if (b.is_floating_point() && b.scalar_type() != compute) b.set_data(b.to(compute));
+}
+
+int64_t use_inference_layout(torch::nn::Module& module) {
+    std::map<const void*, int> owners;  // storage → parameters using it
+    for (auto& p : module.parameters(/*recurse=*/true))
+        if (p.defined() && p.numel() > 0) ++owners[p.storage().data()];
+    int64_t n = 0;
+    for (auto& m : module.modules(/*include_self=*/true))
+        if (auto* lin = dynamic_cast<LoraLinearImpl*>(m.get()))
+            if (owners[lin->weight.storage().data()] == 1 && lin->set_inference_layout(true)) ++n;
+    return n;
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const BuildOptions& opts) : eps(eps_) {

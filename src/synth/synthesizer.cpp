@@ -209,6 +209,8 @@ Synthesizer::Synthesizer(const LoadOptions& opts) : s_(std::make_unique<State>()
     } else {
         s_->lm = model::load_model(s_->dir, opts.device, opts.dtype);
     }
+    // Synthesis never trains: on the CPU the linear weights take the kernels' layout (reordered in place).
+    if (opts.device.is_cpu()) model::use_inference_layout(*s_->lm.model);
     s_->tok = text::Tokenizer::from_folder(s_->dir);
     s_->codec = codec::Codec::load(s_->dir, opts.device, opts.codec_dtype);
     if (fs::exists(fs::path(s_->dir) / kMergedFromFile)) s_->model_voice = inspect_adapter_voice(s_->dir);

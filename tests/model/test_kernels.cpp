@@ -34,7 +34,7 @@ TEST_CASE("small_linear equals libtorch's linear for fp32 and bf16 weights", "[m
             auto b = torch::randn({N});
             for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
                 auto wd = w.to(dtype);
-                for (int64_t M : {1, 3, 16}) {
+                for (int64_t M : {int64_t(1), int64_t(3), int64_t(16), kSmallLinearRowsPerPass + 5}) {
                     auto x = torch::randn({M, K});
                     auto want = torch::nn::functional::linear(x, wd.to(torch::kFloat32), b);
                     auto got = small_linear(x, wd, b);
@@ -78,6 +78,42 @@ TEST_CASE("small_linear refuses what it cannot do", "[model][kernels]") {
     }
     auto w = torch::randn({8, 16});
     CHECK_THROWS_WITH(small_linear(torch::randn({1, 15}), w, {}), Catch::Contains("width 15"));
-    CHECK_THROWS_WITH(small_linear(torch::randn({kSmallLinearMaxRows + 1, 16}), w, {}), Catch::Contains("rows"));
     CHECK_THROWS_WITH(small_linear(torch::randn({1, 16}), w.t().contiguous().t(), {}), Catch::Contains("contiguous"));
+}
+
+TEST_CASE("packed_linear: the inference layout gives libtorch's product, row by row alike", "[model][kernels]") {
+    if (!small_linear_supported()) {
+        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
+        return;
+    }
+    torch::manual_seed(5);
+    // K odd and K below one cache line of a block take the tails; 4128 rows x 300 splits into chunks.
+    for (int64_t K : {7, 300}) {
+        for (int64_t N : {16, 48, 4128}) {
+            auto w = torch::randn({N, K});
+            auto b = torch::randn({N});
+            for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+                auto wd = w.to(dtype);
+                REQUIRE(packable(wd));
+                auto packed = pack_weight(wd);
+                CHECK(torch::equal(unpack_weight(packed), wd));
+                CHECK_FALSE(torch::equal(packed, wd));
+                auto x = torch::randn({kSmallLinearRowsPerPass + 9, K});
+                auto want = torch::nn::functional::linear(x, wd.to(torch::kFloat32), b);
+                auto all = packed_linear(x, packed, b);
+                INFO("K " << K << " N " << N << " bf16 " << (dtype == torch::kBFloat16));
+                CHECK(max_abs_diff(all, want) < 1e-4 * std::sqrt(double(K)));
+                // Every row count takes its own tile shapes; each row's values stay those it gets alone.
+                for (int64_t M : {1, 2, 3, 5, 8, 16}) {
+                    auto got = packed_linear(x.narrow(0, 0, M), packed, b);
+                    CHECK(torch::equal(got, all.narrow(0, 0, M)));
+                }
+                Threads t(1);
+                CHECK(torch::equal(packed_linear(x, packed, b), all));
+            }
+        }
+    }
+    CHECK_FALSE(packable(torch::randn({24, 8})));
+    CHECK_THROWS_WITH(pack_weight(torch::randn({24, 8})), Catch::Contains("multiple of 16"));
+    CHECK_THROWS_WITH(packed_linear(torch::randn({2, 9}), pack_weight(torch::randn({16, 8})), {}), Catch::Contains("width 9"));
 }

@@ -9,6 +9,7 @@
 #include "alexandria/io/error.h"
 #include "alexandria/io/files.h"
 #include "alexandria/io/safetensors.h"
+#include "alexandria/model/kernels.h"
 #include "alexandria/model/lora.h"
 #include "model_test_util.h"
 
@@ -290,4 +291,49 @@ TEST_CASE("adapters that do not fit are rejected with every problem named", "[mo
                         Catch::Contains("adapter_model.safetensors"));
     // The good one still loads.
     CHECK(load_adapter(fresh->talker, good).r == 4);
+}
+
+TEST_CASE("The CPU inference layout: same outputs, merging and moving still work, no gradients", "[model][lora]") {
+    if (!small_linear_supported()) {
+        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
+        return;
+    }
+    torch::NoGradGuard ng;
+    auto m = test::tiny_model();
+    int64_t H = m->config().talker.hidden_size;
+    auto x = torch::randn({1, 6, H});
+    auto codes = torch::randint(0, 2048, {6, 16}, torch::kInt64);
+    auto natural = run(m, x, codes);
+    auto q = m->talker->model->layer_list[0]->self_attn->q_proj;
+    auto w = q->weight.clone();
+
+    CHECK(use_inference_layout(*m->talker) > 0);
+    CHECK(q->inference_layout());
+    CHECK_FALSE(torch::equal(q->weight, w));  // reordered in place: same shape, other order
+    CHECK(q->weight.sizes() == w.sizes());
+    auto packed = run(m, x, codes);
+    CHECK(max_abs_diff(packed, natural) < 1e-3);
+
+    // An adapter merged into reordered weights equals the same adapter merged into natural ones.
+    LoraConfig cfg;
+    cfg.r = 4;
+    cfg.alpha = 8;
+    attach_lora(m->talker, cfg);
+    randomize_lora_B(m->talker);
+    auto branch = run(m, x, codes);
+    merge_lora(m->talker);
+    CHECK(q->inference_layout());
+    CHECK(max_abs_diff(run(m, x, codes), branch) < 1e-3);
+    unmerge_lora(m->talker);
+    q->set_inference_layout(false);
+    CHECK(max_abs_diff(q->weight, w) < 1e-6);
+    q->set_inference_layout(true);
+
+    {
+        torch::AutoGradMode grad(true);
+        CHECK_THROWS_WITH(q(torch::randn({1, H})), Catch::Contains("inference layout"));
+    }
+    q->to(torch::kCPU);  // moving puts the natural order back
+    CHECK_FALSE(q->inference_layout());
+    CHECK(max_abs_diff(q->weight, w) < 1e-6);
 }

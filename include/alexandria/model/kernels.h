@@ -1,6 +1,6 @@
 #pragma once
-// CPU kernels for decoding: y = x Wᵀ (+ b) for a few rows of x (one per line being decoded), reading the weight
-// once for all rows. Decoding is bound by reading the weights, and the BLAS libraries libtorch links treat a
+// CPU kernels for inference: y = x Wᵀ (+ b), for a few rows of x (one per line being decoded) as for a prompt's
+// prefill, reading the weight once for many rows. Decoding is bound by reading the weights, and the BLAS libraries libtorch links treat a
 // one-row product as a general one (OpenBLAS packs the whole weight first: ~3x slower than a plain matrix-vector
 // product) and have no fast bf16 path on CPUs without AVX-512-BF16. Here the weight may be stored in bf16 (the
 // checkpoints' own precision, so lossless) and is widened to fp32 in registers; all arithmetic is fp32.
@@ -13,15 +13,29 @@
 
 namespace alexandria::model {
 
-// The most rows small_linear() takes (more rows are a general matrix product: libtorch's BLAS does it well).
-constexpr int64_t kSmallLinearMaxRows = 16;
+// Rows of x per pass over the weight: more rows are done in several passes (x's pass stays within L2). Prefills
+// run here too: on the 2-core AVX2 build machine this kernel reads bf16 weights at 45-50 GMAC/s for 34-128
+// rows, where libtorch's sgemm (MKL) runs at ~31 GMAC/s on fp32 weights it must first widen.
+constexpr int64_t kSmallLinearRowsPerPass = 128;
 
 // Whether small_linear() can run: an x86 CPU with AVX2 and FMA (checked once at run time), and the environment
 // does not set ALEXANDRIA_NO_KERNELS (libtorch's products then, to measure against).
 bool small_linear_supported();
 
-// x [..., K] (fp32 or bf16; at most kSmallLinearMaxRows rows), weight [N, K] contiguous (fp32 or bf16), bias [N]
+// x [..., K] (fp32 or bf16; any number of rows), weight [N, K] contiguous (fp32 or bf16), bias [N]
 // or undefined → [..., N] in x's dtype. CPU only; no autograd.
 at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+// The inference layout: the same values as a [N, K] weight, reordered so that the kernel reads 16 output rows'
+// weights for one k at a time (see kernels.cpp). Same shape, dtype and size as the weight it was made from; only
+// packed_linear() reads it. N must be a multiple of 16 (packable() says whether a weight can be packed).
+bool packable(const at::Tensor& weight);
+at::Tensor pack_weight(const at::Tensor& weight);
+at::Tensor unpack_weight(const at::Tensor& packed);
+
+// x [..., K] (fp32 or bf16) · W ᵀ (+ bias) from the packed weight → [..., N] in x's dtype. Each output sums its K
+// products in index order whatever the number of rows or threads (as small_linear, though in another order:
+// the two differ by rounding). CPU only; no autograd.
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& bias);
 
 }  // namespace alexandria::model

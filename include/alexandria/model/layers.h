@@ -75,6 +75,12 @@ public:
     void unmerge();
     bool merged() const { return merged_; }
 
+    // Inference on the CPU: the weight reordered in place for packed_linear() (kernels.h), or back. While it is,
+    // forward() refuses gradients and other devices; merging and moving put it back for the time they need.
+    // False (nothing done) for a weight the kernel cannot take.
+    bool set_inference_layout(bool on);
+    bool inference_layout() const { return packed_; }
+
     void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
     void to(torch::Dtype dtype, bool non_blocking = false) override;
     void to(torch::Device device, bool non_blocking = false) override;
@@ -86,6 +92,7 @@ private:
     torch::Tensor lora_A_, lora_B_;
     double scaling_ = 0, dropout_ = 0, multiplier_ = 1;
     bool merged_ = false;
+    bool packed_ = false;
 };
 TORCH_MODULE(LoraLinear);
 
@@ -108,6 +115,12 @@ TORCH_MODULE(Embedding);
 // rounded). Decoding then reads half the bytes per step; the kernels (kernels.h) widen the weights in registers and
 // embedding rows come out in `compute`. Not for training (the optimizer would see bf16 parameters).
 void keep_weights_narrow(torch::nn::Module& module, torch::Dtype compute);
+
+// Inference on the CPU: every linear weight of `module` the kernel can take goes to the inference layout
+// (LoraLinearImpl::set_inference_layout). Decoding one line reads the weights ~2x faster in that layout (0.6B on
+// the 2-core build machine: one row 540 -> 270-340 us per 1024 x 3072 bf16 matrix, 8 rows 710 -> 530-640). A
+// weight whose storage another parameter shares is left as it is. Returns how many weights were reordered.
+int64_t use_inference_layout(torch::nn::Module& module);
 
 // RMSNorm as Qwen3: normalise in fp32, cast back to the input dtype, then multiply by `weight` (not 1 + w).
 class RMSNormImpl : public torch::nn::Module {
