@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
     BenchOptions o;
     app.add_option("--model", o.model, "Model folder (default: a tiny random Base model in a temp folder)");
     app.add_option("--device", o.device, "cpu | cuda")->capture_default_str();
-    app.add_option("--dtype", o.dtype, "auto (CPU: bf16 weights, fp32 compute) | f32 | bf16")->capture_default_str();
+    app.add_option("--dtype", o.dtype, "auto (CPU: bf16 weights, fp32 compute) | f32 | bf16 | int8 (CPU: int8 weights, fp32 compute)")->capture_default_str();
     app.add_option("--frames", o.frames, "Frames per run (EOS forbidden)")->capture_default_str();
     app.add_option("--runs", o.runs, "Timed runs (after one warm-up)")->capture_default_str();
     app.add_option("--threads", o.threads, "CPU threads (0 = libtorch default)")->capture_default_str();
@@ -211,7 +211,8 @@ int main(int argc, char** argv) {
         lo.device = torch::Device(o.device);
         lo.dtype = o.dtype == "auto" ? (lo.device.is_cpu() ? torch::kFloat32 : torch::kBFloat16)
                                      : (o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
-        lo.narrow_weights = o.dtype == "auto";
+        lo.narrow_weights = o.dtype == "auto" || o.dtype == "int8";
+        lo.int8_weights = o.dtype == "int8";
         synth::Synthesizer s(lo);
         synth::Utterance u;
         u.text = o.text;

@@ -242,12 +242,15 @@ int run(const Options& o) {
     lo.model = o.model;
     const io::DeviceChoice dev = io::resolve_device(o.device);
     lo.device = dev.device;
-    lo.dtype = io::resolve_dtype(o.dtype, dev);
+    const bool int8 = o.dtype == "int8";
+    if (int8 && !dev.device.is_cpu()) throw InputError("--dtype int8 is for the CPU (on CUDA use bf16)");
+    lo.dtype = io::resolve_dtype(int8 ? "f32" : o.dtype, dev);
+    lo.int8_weights = int8;
     lo.adapter = o.adapter;
     lo.lora_scale = o.lora_scale;
     lo.merge_adapter = !o.no_merge;
     lo.cuda_graphs = !o.no_cuda_graphs;
-    lo.narrow_weights = o.dtype == "auto";
+    lo.narrow_weights = o.dtype == "auto" || int8;
     if (o.codec_dtype == "model") lo.codec_dtype = lo.dtype;
     else if (o.codec_dtype != "f32") throw InputError(fmt::format("--codec-dtype '{}': expected f32 or model", o.codec_dtype));
     if (!o.adapter.empty() && !fs::is_directory(o.adapter))
@@ -304,8 +307,9 @@ const bool registered = add_command({"synth", "", "Speak text (or a JSONL script
     app.add_option("--format", o->format, "pcm16 | float32 | flac")->capture_default_str();
     app.add_option("--device", o->device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str();
     app.add_flag("--no-cuda-graphs", o->no_cuda_graphs, "CUDA: run the decode step eagerly, not as captured graphs");
-    app.add_option("--dtype", o->dtype, "auto | f32 | bf16 | f16 (auto: on CPU fp32 compute with the weights kept in bf16 when the "
-                   "checkpoint stores them so (lossless), bf16 on CUDA)")
+    app.add_option("--dtype", o->dtype, "auto | f32 | bf16 | f16 | int8 (auto: on CPU fp32 compute with the weights kept in bf16 "
+                   "when the checkpoint stores them so (lossless), bf16 on CUDA; int8: CPU, linear weights quantized "
+                   "per output row, fp32 compute, ~1.6x faster decoding than auto)")
         ->capture_default_str();
     app.add_option("--codec-dtype", o->codec_dtype,
                    "f32 | model: the codec in fp32 (default) or in --dtype as the official pipelines run it (bf16 "

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <fmt/format.h>
 
 #include "alexandria/io/error.h"
@@ -151,11 +152,19 @@ ALEXANDRIA_AVX2 inline void load_block_row(const uint16_t* p, __m256& lo, __m256
     hi = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
+ALEXANDRIA_AVX2 inline void load_block_row(const int8_t* p, __m256& lo, __m256& hi) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+    hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(v, v)));
+}
+
 // MR rows of x against NB consecutive blocks (16 × NB outputs). Every output is one accumulator lane summing
 // x[m, k] · w[n, k] for k = 0, 1, ..., K - 1 in that order, whatever MR and NB are: a row's values never depend on
-// its neighbours. `next` (or null): the block the following tile reads, requested meanwhile.
+// its neighbours. `next` (or null): the block the following tile reads, requested meanwhile. int8 weights: the
+// sum is then multiplied by the row's scale (`scale`, 16 × NB values).
 template <typename W, int MR, int NB>
-ALEXANDRIA_AVX2 void packed_tile(const float* x, const W* p, float* y, int64_t N, int64_t K, const W* next) {
+ALEXANDRIA_AVX2 void packed_tile(const float* x, const W* p, float* y, int64_t N, int64_t K, const W* next,
+                                 const float* scale) {
     __m256 a[MR][NB][2];
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m)
@@ -187,6 +196,10 @@ ALEXANDRIA_AVX2 void packed_tile(const float* x, const W* p, float* y, int64_t N
     for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b) {
+            if constexpr (std::is_same_v<W, int8_t>) {
+                a[m][b][0] = _mm256_mul_ps(a[m][b][0], _mm256_loadu_ps(scale + b * 16));
+                a[m][b][1] = _mm256_mul_ps(a[m][b][1], _mm256_loadu_ps(scale + b * 16 + 8));
+            }
             _mm256_storeu_ps(y + m * N + b * 16, a[m][b][0]);
             _mm256_storeu_ps(y + m * N + b * 16 + 8, a[m][b][1]);
         }
@@ -194,18 +207,19 @@ ALEXANDRIA_AVX2 void packed_tile(const float* x, const W* p, float* y, int64_t N
 
 // Rows [0, M) of x against blocks [b0, b1): y[M, N] = x[M, K] · W[N, K]ᵀ for those blocks' outputs.
 template <typename W>
-ALEXANDRIA_AVX2 void packed_rows(const float* x, const W* p, float* y, int64_t M, int64_t N, int64_t K, int64_t b0,
-                                 int64_t b1) {
+ALEXANDRIA_AVX2 void packed_rows(const float* x, const W* p, const float* scale, float* y, int64_t M, int64_t N,
+                                 int64_t K, int64_t b0, int64_t b1) {
     const auto block = [&](int64_t b) { return p + b * K * 16; };
+    const auto sc = [&](int64_t b) { return scale ? scale + b * 16 : nullptr; };
     if (M <= 2) {
         // Few rows: several blocks per tile, so that eight or more accumulators hide the FMA latency.
         int64_t b = b0;
         if (M == 1) {
-            for (; b + 4 <= b1; b += 4) packed_tile<W, 1, 4>(x, block(b), y + b * 16, N, K, nullptr);
-            for (; b < b1; ++b) packed_tile<W, 1, 1>(x, block(b), y + b * 16, N, K, nullptr);
+            for (; b + 4 <= b1; b += 4) packed_tile<W, 1, 4>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
+            for (; b < b1; ++b) packed_tile<W, 1, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
         } else {
-            for (; b + 2 <= b1; b += 2) packed_tile<W, 2, 2>(x, block(b), y + b * 16, N, K, nullptr);
-            for (; b < b1; ++b) packed_tile<W, 2, 1>(x, block(b), y + b * 16, N, K, nullptr);
+            for (; b + 2 <= b1; b += 2) packed_tile<W, 2, 2>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
+            for (; b < b1; ++b) packed_tile<W, 2, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
         }
         return;
     }
@@ -219,12 +233,12 @@ ALEXANDRIA_AVX2 void packed_rows(const float* x, const W* p, float* y, int64_t M
             float* ym = y + m0 * N + b * 16;
             const W* nx = g == 0 ? next : nullptr;
             switch (m1 - m0) {
-                case 6: packed_tile<W, 6, 1>(xm, block(b), ym, N, K, nx); break;
-                case 5: packed_tile<W, 5, 1>(xm, block(b), ym, N, K, nx); break;
-                case 4: packed_tile<W, 4, 1>(xm, block(b), ym, N, K, nx); break;
-                case 3: packed_tile<W, 3, 1>(xm, block(b), ym, N, K, nx); break;
-                case 2: packed_tile<W, 2, 1>(xm, block(b), ym, N, K, nx); break;
-                default: packed_tile<W, 1, 1>(xm, block(b), ym, N, K, nx);
+                case 6: packed_tile<W, 6, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 5: packed_tile<W, 5, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 4: packed_tile<W, 4, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 3: packed_tile<W, 3, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 2: packed_tile<W, 2, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
+                default: packed_tile<W, 1, 1>(xm, block(b), ym, N, K, nx, sc(b));
             }
         }
     }
@@ -337,6 +351,7 @@ int64_t packed_index(int64_t n, int64_t k, int64_t K, bool bf16) {
 
 template <typename T>
 void permute_weight(const T* from, T* to, int64_t N, int64_t K, bool bf16, bool pack) {
+    // bf16: the (n, n + 8) pairs of load_block_row; fp32 and int8: the rows in order.
     at::parallel_for(0, N / 16, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b)
             for (int64_t k = 0; k < K; ++k)
@@ -352,14 +367,16 @@ void permute_weight(const T* from, T* to, int64_t N, int64_t K, bool bf16, bool 
 
 at::Tensor permuted(const at::Tensor& w, bool pack) {
     if (w.dim() != 2 || !w.is_contiguous() || !w.device().is_cpu() ||
-        (w.scalar_type() != at::kFloat && w.scalar_type() != at::kBFloat16))
-        throw Error("pack_weight: a contiguous fp32 or bf16 CPU matrix is needed");
+        (w.scalar_type() != at::kFloat && w.scalar_type() != at::kBFloat16 && w.scalar_type() != at::kChar))
+        throw Error("pack_weight: a contiguous fp32, bf16 or int8 CPU matrix is needed");
     const int64_t N = w.size(0), K = w.size(1);
     if (N % 16 != 0) throw Error(fmt::format("pack_weight: {} rows is not a multiple of 16", N));
     auto out = at::empty_like(w);
     if (w.scalar_type() == at::kBFloat16)
         permute_weight(static_cast<const uint16_t*>(w.data_ptr()), static_cast<uint16_t*>(out.data_ptr()), N, K, true,
                        pack);
+    else if (w.scalar_type() == at::kChar)
+        permute_weight(w.data_ptr<int8_t>(), out.data_ptr<int8_t>(), N, K, false, pack);
     else
         permute_weight(w.data_ptr<float>(), out.data_ptr<float>(), N, K, false, pack);
     return out;
@@ -374,10 +391,22 @@ bool packable(const at::Tensor& w) {
 at::Tensor pack_weight(const at::Tensor& w) { return permuted(w, true); }
 at::Tensor unpack_weight(const at::Tensor& packed) { return permuted(packed, false); }
 
-at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& bias) {
+Int8Weight quantize_weight(const at::Tensor& weight) {
+    if (!packable(weight)) throw Error("quantize_weight: a contiguous fp32 or bf16 CPU matrix of 16k rows is needed");
+    const int64_t N = weight.size(0), K = weight.size(1);
+    auto w = weight.to(at::kFloat);
+    // Symmetric, per output row: scale = max |w| / 127 (1 for an all-zero row), q = round(w / scale).
+    auto scale = std::get<0>(w.abs().max(1, /*keepdim=*/true)).div_(127.0);
+    scale.masked_fill_(scale == 0, 1.0);
+    auto q = w.div(scale).round_().clamp_(-127, 127).to(at::kChar).contiguous();
+    auto packed = at::empty_like(q);
+    permute_weight(q.data_ptr<int8_t>(), packed.data_ptr<int8_t>(), N, K, false, true);
+    return {packed, scale.view({N}).contiguous()};
+}
+
+namespace {
+at::Tensor run_packed(const at::Tensor& x, const at::Tensor& packed, const float* scale, const at::Tensor& bias) {
 #ifdef ALEXANDRIA_X86
-    if (!small_linear_supported()) throw Error("packed_linear: this CPU lacks AVX2/FMA");
-    if (!packable(packed)) throw Error("packed_linear: not a packed weight");
     const int64_t N = packed.size(0), K = packed.size(1);
     if (x.size(-1) != K) throw Error(fmt::format("packed_linear: input width {} for a weight of width {}", x.size(-1), K));
     const int64_t M = x.numel() / K;
@@ -385,7 +414,7 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at
     auto y = at::empty({M, N}, xf.options());
     const float* xp = xf.data_ptr<float>();
     float* yp = y.data_ptr<float>();
-    const bool bf16 = packed.scalar_type() == at::kBFloat16;
+    const auto dtype = packed.scalar_type();
     const void* wp = packed.data_ptr();
     // Chunks of blocks; every output is computed by one thread, in one order.
     const int64_t blocks = N / 16;
@@ -397,10 +426,12 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at
         on_torch_threads(chunks, [&](int64_t c0, int64_t c1) {
             const int64_t b0 = blocks * c0 / chunks, b1 = blocks * c1 / chunks;
             if (b0 >= b1) return;
-            if (bf16)
-                packed_rows(xm, static_cast<const uint16_t*>(wp), ym, rows, N, K, b0, b1);
+            if (dtype == at::kBFloat16)
+                packed_rows(xm, static_cast<const uint16_t*>(wp), nullptr, ym, rows, N, K, b0, b1);
+            else if (dtype == at::kChar)
+                packed_rows(xm, static_cast<const int8_t*>(wp), scale, ym, rows, N, K, b0, b1);
             else
-                packed_rows(xm, static_cast<const float*>(wp), ym, rows, N, K, b0, b1);
+                packed_rows(xm, static_cast<const float*>(wp), nullptr, ym, rows, N, K, b0, b1);
         });
     }
     if (bias.defined()) y.add_(bias.to(at::kFloat));
@@ -410,9 +441,23 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at
 #else
     (void)x;
     (void)packed;
+    (void)scale;
     (void)bias;
     throw Error("packed_linear: x86 only");
 #endif
+}
+}  // namespace
+
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& bias) {
+    if (!packable(packed)) throw Error("packed_linear: not a packed weight");
+    return run_packed(x, packed, nullptr, bias);
+}
+
+at::Tensor int8_linear(const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias) {
+    if (!small_linear_supported() || w.q.scalar_type() != at::kChar || w.q.dim() != 2 || w.q.size(0) % 16 != 0 ||
+        !w.scale.defined() || w.scale.numel() != w.q.size(0) || w.scale.scalar_type() != at::kFloat)
+        throw Error("int8_linear: not a quantized weight");
+    return run_packed(x, w.q, w.scale.data_ptr<float>(), bias);
 }
 
 }  // namespace alexandria::model

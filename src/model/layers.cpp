@@ -82,10 +82,10 @@ bool use_small_linear(const torch::Tensor& x, const torch::Tensor& w) {
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
     torch::Tensor out;
-    if (packed_) {
+    if (packed_ || int8()) {
         if (!x.device().is_cpu() || torch::GradMode::is_enabled())
             throw Error("a linear weight is in the CPU inference layout: no gradients, no other device");
-        out = packed_linear(x, weight, bias);
+        out = int8() ? int8_linear(x, int8_, bias) : packed_linear(x, weight, bias);
     } else if (use_small_linear(x, weight)) {
         out = small_linear(x, weight, bias);
     } else if (weight.scalar_type() != x.scalar_type()) {
@@ -150,6 +150,7 @@ void LoraLinearImpl::merge() {
     set_inference_layout(false);
     weight.copy_(weight.to(torch::kFloat32) + delta_weight());
     merged_ = true;
+    if (int8()) int8_ = quantize_weight(weight);
     if (packed) set_inference_layout(true);
 }
 
@@ -160,7 +161,19 @@ void LoraLinearImpl::unmerge() {
     set_inference_layout(false);
     weight.copy_(weight.to(torch::kFloat32) - delta_weight());
     merged_ = false;
+    if (int8()) int8_ = quantize_weight(weight);
     if (packed) set_inference_layout(true);
+}
+
+bool LoraLinearImpl::set_int8(bool on) {
+    torch::NoGradGuard no_grad;
+    if (!on) {
+        int8_ = Int8Weight{};
+        return true;
+    }
+    if (!packable(weight)) return false;
+    int8_ = quantize_weight(packed_ ? unpack_weight(weight) : weight);
+    return true;
 }
 
 bool LoraLinearImpl::set_inference_layout(bool on) {
@@ -181,15 +194,18 @@ void LoraLinearImpl::move_lora(torch::Device device) {
 
 void LoraLinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
     set_inference_layout(false);
+    set_int8(false);
     torch::nn::Module::to(device, dtype, non_blocking);
     move_lora(device);
 }
 void LoraLinearImpl::to(torch::Dtype dtype, bool non_blocking) {
     set_inference_layout(false);
+    set_int8(false);
     torch::nn::Module::to(dtype, non_blocking);
 }
 void LoraLinearImpl::to(torch::Device device, bool non_blocking) {
     set_inference_layout(false);
+    set_int8(false);
     torch::nn::Module::to(device, non_blocking);
     move_lora(device);
 }
@@ -236,6 +252,14 @@ int64_t use_inference_layout(torch::nn::Module& module) {
     for (auto& m : module.modules(/*include_self=*/true))
         if (auto* lin = dynamic_cast<LoraLinearImpl*>(m.get()))
             if (owners[lin->weight.storage().data()] == 1 && lin->set_inference_layout(true)) ++n;
+    return n;
+}
+
+int64_t use_int8_weights(torch::nn::Module& module) {
+    int64_t n = 0;
+    for (auto& m : module.modules(/*include_self=*/true))
+        if (auto* lin = dynamic_cast<LoraLinearImpl*>(m.get()))
+            if (lin->set_int8(true)) ++n;
     return n;
 }
 

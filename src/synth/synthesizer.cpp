@@ -211,6 +211,10 @@ Synthesizer::Synthesizer(const LoadOptions& opts) : s_(std::make_unique<State>()
     }
     // Synthesis never trains: on the CPU the linear weights take the kernels' layout (reordered in place).
     if (opts.device.is_cpu()) model::use_inference_layout(*s_->lm.model);
+    if (opts.int8_weights) {
+        if (!opts.device.is_cpu()) throw InputError("int8 weights are a CPU option (on CUDA use --dtype bf16)");
+        model::use_int8_weights(*s_->lm.model);
+    }
     s_->tok = text::Tokenizer::from_folder(s_->dir);
     s_->codec = codec::Codec::load(s_->dir, opts.device, opts.codec_dtype);
     if (fs::exists(fs::path(s_->dir) / kMergedFromFile)) s_->model_voice = inspect_adapter_voice(s_->dir);

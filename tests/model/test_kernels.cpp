@@ -117,3 +117,31 @@ TEST_CASE("packed_linear: the inference layout gives libtorch's product, row by 
     CHECK_THROWS_WITH(pack_weight(torch::randn({24, 8})), Catch::Contains("multiple of 16"));
     CHECK_THROWS_WITH(packed_linear(torch::randn({2, 9}), pack_weight(torch::randn({16, 8})), {}), Catch::Contains("width 9"));
 }
+
+TEST_CASE("int8 weights: per-row scales, products as the dequantized weight gives, rows alike", "[model][kernels]") {
+    if (!small_linear_supported()) {
+        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
+        return;
+    }
+    torch::manual_seed(6);
+    const int64_t N = 64, K = 300;
+    auto w = torch::randn({N, K}) * torch::linspace(0.01, 3.0, N).unsqueeze(1);  // rows of different ranges
+    w[7].zero_();                                                                // an all-zero row
+    auto b = torch::randn({N});
+    auto q = quantize_weight(w.to(torch::kBFloat16));
+    REQUIRE(q.q.scalar_type() == torch::kChar);
+    REQUIRE(q.scale.sizes() == torch::IntArrayRef({N}));
+    auto wb = w.to(torch::kBFloat16).to(torch::kFloat32);
+    auto absmax = std::get<0>(wb.abs().max(1));
+    CHECK(max_abs_diff(q.scale.narrow(0, 8, N - 8), absmax.narrow(0, 8, N - 8) / 127) < 1e-7);
+    CHECK(q.scale[7].item<float>() == 1.0f);
+    // The dequantized weight: within half a step of every weight.
+    auto ints = unpack_weight(q.q.view({N, K})).to(torch::kFloat32);  // rows in order: unpacking reads them back
+    auto deq = ints * q.scale.unsqueeze(1);
+    CHECK(((deq - wb).abs() <= q.scale.unsqueeze(1) * 0.5001).all().item<bool>());
+    auto x = torch::randn({11, K});
+    auto got = int8_linear(x, q, b);
+    CHECK(max_abs_diff(got, torch::nn::functional::linear(x, deq, b)) < 1e-4 * std::sqrt(double(K)));
+    for (int64_t M : {1, 2, 4, 8}) CHECK(torch::equal(int8_linear(x.narrow(0, 0, M), q, b), got.narrow(0, 0, M)));
+    CHECK_THROWS_WITH(int8_linear(x, Int8Weight{pack_weight(w), q.scale}, b), Catch::Contains("not a quantized"));
+}

@@ -337,3 +337,36 @@ TEST_CASE("The CPU inference layout: same outputs, merging and moving still work
     CHECK_FALSE(q->inference_layout());
     CHECK(max_abs_diff(q->weight, w) < 1e-6);
 }
+
+TEST_CASE("int8 weights on the talker: close to bf16, requantized after merging", "[model][lora]") {
+    if (!small_linear_supported()) {
+        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
+        return;
+    }
+    torch::NoGradGuard ng;
+    auto m = test::tiny_model();
+    int64_t H = m->config().talker.hidden_size;
+    auto x = torch::randn({1, 6, H});
+    auto codes = torch::randint(0, 2048, {6, 16}, torch::kInt64);
+    auto natural = run(m, x, codes);
+    use_inference_layout(*m->talker);
+    CHECK(use_int8_weights(*m->talker) > 0);
+    auto q = m->talker->model->layer_list[0]->self_attn->q_proj;
+    REQUIRE(q->int8());
+    auto int8 = run(m, x, codes);
+    const double rel = max_abs_diff(int8, natural) / natural.abs().max().item<double>();
+    CHECK(rel > 0);     // the rounding shows
+    CHECK(rel < 0.05);  // and stays small
+
+    LoraConfig cfg;
+    cfg.r = 4;
+    cfg.alpha = 8;
+    attach_lora(m->talker, cfg);
+    randomize_lora_B(m->talker);
+    auto branch = run(m, x, codes);
+    merge_lora(m->talker);  // the merged weight is quantized afresh
+    const double rel_merged = max_abs_diff(run(m, x, codes), branch) / branch.abs().max().item<double>();
+    CHECK(rel_merged < 0.05);
+    q->set_int8(false);
+    CHECK_FALSE(q->int8());
+}

@@ -38,4 +38,14 @@ at::Tensor unpack_weight(const at::Tensor& packed);
 // the two differ by rounding). CPU only; no autograd.
 at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& bias);
 
+// Weight-only int8 (`synth --dtype int8`): each output row n quantized symmetrically, w ≈ q · scale[n] with
+// scale[n] = max |w[n, :]| / 127, stored in the inference layout (rows in order within a block). Products are
+// fp32: each output sums x · q in index order, then multiplies by its scale. Half the bytes of bf16 per step.
+struct Int8Weight {
+    at::Tensor q;      // [N, K] int8, inference layout
+    at::Tensor scale;  // [N] fp32
+};
+Int8Weight quantize_weight(const at::Tensor& weight);  // weight: natural layout, packable()
+at::Tensor int8_linear(const at::Tensor& x, const Int8Weight& w, const at::Tensor& bias);
+
 }  // namespace alexandria::model

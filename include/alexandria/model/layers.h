@@ -16,6 +16,8 @@
 
 #include <torch/torch.h>
 
+#include "alexandria/model/kernels.h"
+
 #include "alexandria/model/config.h"
 
 namespace alexandria::model {
@@ -80,6 +82,10 @@ public:
     // False (nothing done) for a weight the kernel cannot take.
     bool set_inference_layout(bool on);
     bool inference_layout() const { return packed_; }
+    // Inference on the CPU with int8 weights (kernels.h Int8Weight), quantized from the weight as it is now (and
+    // again after every merge/unmerge); the weight itself is kept for that. False for a weight the kernel cannot take.
+    bool set_int8(bool on);
+    bool int8() const { return int8_.q.defined(); }
 
     void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
     void to(torch::Dtype dtype, bool non_blocking = false) override;
@@ -93,6 +99,7 @@ private:
     double scaling_ = 0, dropout_ = 0, multiplier_ = 1;
     bool merged_ = false;
     bool packed_ = false;
+    Int8Weight int8_;
 };
 TORCH_MODULE(LoraLinear);
 
@@ -121,6 +128,10 @@ void keep_weights_narrow(torch::nn::Module& module, torch::Dtype compute);
 // the 2-core build machine: one row 540 -> 270-340 us per 1024 x 3072 bf16 matrix, 8 rows 710 -> 530-640). A
 // weight whose storage another parameter shares is left as it is. Returns how many weights were reordered.
 int64_t use_inference_layout(torch::nn::Module& module);
+
+// `synth --dtype int8`: every linear weight the kernel can take is also quantized to int8 per output row
+// (LoraLinearImpl::set_int8), and decoding reads those: half the bytes of bf16. Returns how many.
+int64_t use_int8_weights(torch::nn::Module& module);
 
 // RMSNorm as Qwen3: normalise in fp32, cast back to the input dtype, then multiply by `weight` (not 1 + w).
 class RMSNormImpl : public torch::nn::Module {
