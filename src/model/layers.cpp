@@ -555,7 +555,18 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
         // Decoding: the query heads that share a key/value head become that head's "query rows", so the cache is
         // read in place instead of being copied heads/kv_heads times every step (the mask has no query axis).
         torch::Tensor qg = q.reshape({B, kv_heads_, heads_ / kv_heads_, head_dim_});
-        torch::Tensor out = compat::attention(qg, k, v, mask, scale).reshape({B, heads_ * head_dim_});
+        torch::Tensor out;
+        if (x.device().is_cpu() && !torch::GradMode::is_enabled()) {
+            // The same formula as two batched products and a softmax: on the CPU the fused kernel's fixed costs
+            // dominate these few query rows (0.6B shapes, 8 lines: 17 keys 272 -> 89 us, 120 keys 715 -> 471 us).
+            torch::Tensor scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, kv, G, S]
+            if (mask.defined())
+                scores = mask.is_floating_point() ? scores.add_(mask.to(scores.scalar_type()))
+                                                  : scores.masked_fill_(mask.logical_not(), lowest_value(scores.scalar_type()));
+            out = torch::matmul(scores.softmax(-1), v).reshape({B, heads_ * head_dim_});
+        } else {
+            out = compat::attention(qg, k, v, mask, scale).reshape({B, heads_ * head_dim_});
+        }
         return o_proj(out.view({B, 1, heads_ * head_dim_}));
     }
     if (heads_ != kv_heads_) {
