@@ -1,12 +1,14 @@
 #pragma once
-// CPU kernels for inference: y = x Wᵀ (+ b), for a few rows of x (one per line being decoded) as for a prompt's
-// prefill, reading the weight once for many rows. Decoding is bound by reading the weights, and the BLAS libraries libtorch links treat a
-// one-row product as a general one (OpenBLAS packs the whole weight first: ~3x slower than a plain matrix-vector
-// product) and have no fast bf16 path on CPUs without AVX-512-BF16. Here the weight may be stored in bf16 (the
-// checkpoints' own precision, so lossless) and is widened to fp32 in registers; all arithmetic is fp32.
+// CPU kernels for inference: y = x Wᵀ (+ b) for a few rows of x (one per line being decoded) and for a prompt's
+// prefill alike, reading the weight once for many rows. Decoding is bound by reading the weights, and the BLAS
+// libraries libtorch links treat a one-row product as a general one and have no fast bf16 path on CPUs without
+// AVX-512-BF16. Here the weight may be stored in bf16 (the checkpoints' own precision, so lossless) or int8 and is
+// widened to fp32 in registers; all arithmetic is fp32. Two forms: small_linear() reads the weight as stored
+// ([N, K]); packed_linear() and int8_linear() read it in the inference layout (pack_weight), which synthesis on
+// the CPU uses (model/layers.h use_inference_layout): ~2x faster for one row.
 //
-// Every (output, row) dot product is computed in the same order whatever the number of rows or threads, so a
-// line decoded in a batch gets bit for bit the values it gets alone.
+// Every (output, row) sum is computed in the same order whatever the number of rows or threads, so a line decoded
+// in a batch gets bit for bit the values it gets alone.
 #include <cstdint>
 
 #include <ATen/core/Tensor.h>

@@ -72,8 +72,9 @@ using JobDone = std::function<void(int64_t id, GenerateResult&& result)>;
 // After each frame of a line: frames so far and that frame [1, G] on the model's device.
 using JobFrame = std::function<void(int64_t id, int64_t frames, const torch::Tensor& frame)>;
 
-// Lines rendered at once when the user does not say: 8 on the CPU (two cores reach 1.6x real time there, and more
-// rows only add latency), 32 on a GPU.
+// Lines rendered at once when the user does not say: 8 on the CPU, 32 on a GPU. (0.6B on the 2-core build machine:
+// 8 lines ~13 frames/s, 1.05x real time; 16 lines ~15 frames/s for twice the KV-cache memory and each line at
+// half the speed, so 16 is for long scripts: `--batch 16`.)
 int64_t default_batch(torch::Device device);
 
 struct BatchStats {
