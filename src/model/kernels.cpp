@@ -281,6 +281,25 @@ void on_torch_threads(int64_t chunks, const Body& body) {
     GOMP_parallel(run_chunk_job<Body>, &job, static_cast<unsigned>(threads), 0);
 }
 
+// y = x · Wᵀ (+ bias) for a weight of N outputs and width K: x's rows in passes of at most
+// kSmallLinearRowsPerPass, `pass(x rows, y rows, count)` computing each (fp32 in and out); y in x's dtype.
+template <typename Pass>
+at::Tensor by_passes(const char* what, const at::Tensor& x, int64_t N, int64_t K, const at::Tensor& bias,
+                     const Pass& pass) {
+    if (x.size(-1) != K) throw Error(fmt::format("{}: input width {} for a weight of width {}", what, x.size(-1), K));
+    const int64_t M = x.numel() / K;
+    auto xf = x.reshape({M, K}).to(at::kFloat).contiguous();
+    auto y = at::empty({M, N}, xf.options());
+    const float* xp = xf.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    for (int64_t m0 = 0; m0 < M; m0 += kSmallLinearRowsPerPass)
+        pass(xp + m0 * K, yp + m0 * N, std::min(kSmallLinearRowsPerPass, M - m0));
+    if (bias.defined()) y.add_(bias.to(at::kFloat));
+    auto sizes = x.sizes().vec();
+    sizes.back() = N;
+    return y.view(sizes).to(x.scalar_type());
+}
+
 }  // namespace
 
 bool small_linear_supported() {
@@ -298,14 +317,8 @@ at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at:
 #ifdef ALEXANDRIA_X86
     if (!small_linear_supported()) throw Error("small_linear: this CPU lacks AVX2/FMA");
     const int64_t K = weight.size(1), N = weight.size(0);
-    if (x.size(-1) != K) throw Error(fmt::format("small_linear: input width {} for a weight of width {}", x.size(-1), K));
-    const int64_t M = x.numel() / K;
     if (!weight.is_contiguous() || (weight.scalar_type() != at::kFloat && weight.scalar_type() != at::kBFloat16))
         throw Error("small_linear: the weight must be a contiguous fp32 or bf16 matrix");
-    auto xf = x.reshape({M, K}).to(at::kFloat).contiguous();
-    auto y = at::empty({M, N}, xf.options());
-    const float* xp = xf.data_ptr<float>();
-    float* yp = y.data_ptr<float>();
     const bool bf16 = weight.scalar_type() == at::kBFloat16;
     const void* wp = weight.data_ptr();
     // Chunks of output features (multiples of 4); every output is computed by one thread, in one order.
@@ -314,10 +327,7 @@ at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at:
     // The chunks run on libtorch's own OpenMP threads (below): a second pool of threads beside libtorch's would
     // fight them for the cores: after each of libtorch's parallel regions its OpenMP workers spin for a while, and
     // on two cores a separate pool thread then got half a core (30% of a decode's CPU time was that spinning).
-    for (int64_t m0 = 0; m0 < M; m0 += kSmallLinearRowsPerPass) {
-        const int64_t rows = std::min(kSmallLinearRowsPerPass, M - m0);
-        const float* xm = xp + m0 * K;
-        float* ym = yp + m0 * N;
+    return by_passes("small_linear", x, N, K, bias, [&](const float* xm, float* ym, int64_t rows) {
         on_torch_threads(chunks, [&](int64_t c0, int64_t c1) {
             for (int64_t c = c0; c < c1; ++c) {
                 const int64_t n0 = std::min(N, groups * c / chunks * 4), n1 = std::min(N, groups * (c + 1) / chunks * 4);
@@ -328,11 +338,7 @@ at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at:
                     rows_kernel(xm, static_cast<const float*>(wp), ym, rows, N, K, n0, n1);
             }
         });
-    }
-    if (bias.defined()) y.add_(bias.to(at::kFloat));
-    auto sizes = x.sizes().vec();
-    sizes.back() = N;
-    return y.view(sizes).to(x.scalar_type());
+    });
 #else
     (void)x;
     (void)weight;
@@ -393,36 +399,25 @@ at::Tensor unpack_weight(const at::Tensor& packed) { return permuted(packed, fal
 
 Int8Weight quantize_weight(const at::Tensor& weight) {
     if (!packable(weight)) throw Error("quantize_weight: a contiguous fp32 or bf16 CPU matrix of 16k rows is needed");
-    const int64_t N = weight.size(0), K = weight.size(1);
+    const int64_t N = weight.size(0);
     auto w = weight.to(at::kFloat);
     // Symmetric, per output row: scale = max |w| / 127 (1 for an all-zero row), q = round(w / scale).
     auto scale = std::get<0>(w.abs().max(1, /*keepdim=*/true)).div_(127.0);
     scale.masked_fill_(scale == 0, 1.0);
     auto q = w.div(scale).round_().clamp_(-127, 127).to(at::kChar).contiguous();
-    auto packed = at::empty_like(q);
-    permute_weight(q.data_ptr<int8_t>(), packed.data_ptr<int8_t>(), N, K, false, true);
-    return {packed, scale.view({N}).contiguous()};
+    return {permuted(q, true), scale.view({N}).contiguous()};
 }
 
 namespace {
 at::Tensor run_packed(const at::Tensor& x, const at::Tensor& packed, const float* scale, const at::Tensor& bias) {
 #ifdef ALEXANDRIA_X86
     const int64_t N = packed.size(0), K = packed.size(1);
-    if (x.size(-1) != K) throw Error(fmt::format("packed_linear: input width {} for a weight of width {}", x.size(-1), K));
-    const int64_t M = x.numel() / K;
-    auto xf = x.reshape({M, K}).to(at::kFloat).contiguous();
-    auto y = at::empty({M, N}, xf.options());
-    const float* xp = xf.data_ptr<float>();
-    float* yp = y.data_ptr<float>();
     const auto dtype = packed.scalar_type();
     const void* wp = packed.data_ptr();
     // Chunks of blocks; every output is computed by one thread, in one order.
     const int64_t blocks = N / 16;
     const int64_t chunks = N * K < 65536 ? 1 : std::min<int64_t>(blocks, 16);
-    for (int64_t m0 = 0; m0 < M; m0 += kSmallLinearRowsPerPass) {
-        const int64_t rows = std::min(kSmallLinearRowsPerPass, M - m0);
-        const float* xm = xp + m0 * K;
-        float* ym = yp + m0 * N;
+    return by_passes("packed_linear", x, N, K, bias, [&](const float* xm, float* ym, int64_t rows) {
         on_torch_threads(chunks, [&](int64_t c0, int64_t c1) {
             const int64_t b0 = blocks * c0 / chunks, b1 = blocks * c1 / chunks;
             if (b0 >= b1) return;
@@ -433,11 +428,7 @@ at::Tensor run_packed(const at::Tensor& x, const at::Tensor& packed, const float
             else
                 packed_rows(xm, static_cast<const float*>(wp), nullptr, ym, rows, N, K, b0, b1);
         });
-    }
-    if (bias.defined()) y.add_(bias.to(at::kFloat));
-    auto sizes = x.sizes().vec();
-    sizes.back() = N;
-    return y.view(sizes).to(x.scalar_type());
+    });
 #else
     (void)x;
     (void)packed;

@@ -145,22 +145,22 @@ void LoraLinearImpl::set_lora_multiplier(double m) {
 
 void LoraLinearImpl::merge() {
     if (!has_lora() || merged_) return;
-    torch::NoGradGuard no_grad;
-    const bool packed = packed_;
-    set_inference_layout(false);
-    weight.copy_(weight.to(torch::kFloat32) + delta_weight());
+    add_to_weight(delta_weight());
     merged_ = true;
-    if (int8()) int8_ = quantize_weight(weight);
-    if (packed) set_inference_layout(true);
 }
 
 void LoraLinearImpl::unmerge() {
     if (!has_lora() || !merged_) return;
+    add_to_weight(-delta_weight());
+    merged_ = false;
+}
+
+void LoraLinearImpl::add_to_weight(const torch::Tensor& delta) {
+    // In fp32, rounded to the weight's dtype; the inference forms are rebuilt from the new weight.
     torch::NoGradGuard no_grad;
     const bool packed = packed_;
     set_inference_layout(false);
-    weight.copy_(weight.to(torch::kFloat32) - delta_weight());
-    merged_ = false;
+    weight.copy_(weight.to(torch::kFloat32) + delta);
     if (int8()) int8_ = quantize_weight(weight);
     if (packed) set_inference_layout(true);
 }
@@ -192,20 +192,22 @@ void LoraLinearImpl::move_lora(torch::Device device) {
     lora_B_ = lora_B_.detach().to(device).set_requires_grad(grad);
 }
 
-void LoraLinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+void LoraLinearImpl::drop_inference_forms() {
     set_inference_layout(false);
     set_int8(false);
+}
+
+void LoraLinearImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+    drop_inference_forms();
     torch::nn::Module::to(device, dtype, non_blocking);
     move_lora(device);
 }
 void LoraLinearImpl::to(torch::Dtype dtype, bool non_blocking) {
-    set_inference_layout(false);
-    set_int8(false);
+    drop_inference_forms();
     torch::nn::Module::to(dtype, non_blocking);
 }
 void LoraLinearImpl::to(torch::Device device, bool non_blocking) {
-    set_inference_layout(false);
-    set_int8(false);
+    drop_inference_forms();
     torch::nn::Module::to(device, non_blocking);
     move_lora(device);
 }

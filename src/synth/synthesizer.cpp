@@ -209,11 +209,13 @@ Synthesizer::Synthesizer(const LoadOptions& opts) : s_(std::make_unique<State>()
     } else {
         s_->lm = model::load_model(s_->dir, opts.device, opts.dtype);
     }
-    // Synthesis never trains: on the CPU the linear weights take the kernels' layout (reordered in place).
-    if (opts.device.is_cpu()) model::use_inference_layout(*s_->lm.model);
+    // Synthesis never trains: on the CPU the linear weights take the kernels' layout (reordered in place), or
+    // with int8 an int8 copy in that layout (the bf16 weights then stay in their natural order, for merges).
     if (opts.int8_weights) {
         if (!opts.device.is_cpu()) throw InputError("int8 weights are a CPU option (on CUDA use --dtype bf16)");
         model::use_int8_weights(*s_->lm.model);
+    } else if (opts.device.is_cpu()) {
+        model::use_inference_layout(*s_->lm.model);
     }
     s_->tok = text::Tokenizer::from_folder(s_->dir);
     s_->codec = codec::Codec::load(s_->dir, opts.device, opts.codec_dtype);

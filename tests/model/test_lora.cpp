@@ -32,6 +32,24 @@ torch::Tensor run(TTSModel& m, const torch::Tensor& x, const torch::Tensor& code
     return torch::cat({out.logits.flatten(), cp.flatten()});
 }
 
+// The tiny model with one prompt's input and codes, for comparing the talker's outputs across weight forms.
+struct Probe {
+    TTSModel m = test::tiny_model();
+    int64_t H = m->config().talker.hidden_size;
+    torch::Tensor x = torch::randn({1, 6, H});
+    torch::Tensor codes = torch::randint(0, 2048, {6, 16}, torch::kInt64);
+    torch::Tensor output() { return run(m, x, codes); }
+};
+
+// r = 4, alpha = 8 on the default targets, B random.
+void attach_random_lora(Talker& t) {
+    LoraConfig cfg;
+    cfg.r = 4;
+    cfg.alpha = 8;
+    attach_lora(t, cfg);
+    randomize_lora_B(t);
+}
+
 }  // namespace
 
 TEST_CASE("LoraLinear computes W x + b + (alpha/r) B A x", "[model][lora]") {
@@ -299,39 +317,32 @@ TEST_CASE("The CPU inference layout: same outputs, merging and moving still work
         return;
     }
     torch::NoGradGuard ng;
-    auto m = test::tiny_model();
-    int64_t H = m->config().talker.hidden_size;
-    auto x = torch::randn({1, 6, H});
-    auto codes = torch::randint(0, 2048, {6, 16}, torch::kInt64);
-    auto natural = run(m, x, codes);
-    auto q = m->talker->model->layer_list[0]->self_attn->q_proj;
+    Probe p;
+    auto natural = p.output();
+    auto q = p.m->talker->model->layer_list[0]->self_attn->q_proj;
     auto w = q->weight.clone();
 
-    CHECK(use_inference_layout(*m->talker) > 0);
+    CHECK(use_inference_layout(*p.m->talker) > 0);
     CHECK(q->inference_layout());
     CHECK_FALSE(torch::equal(q->weight, w));  // reordered in place: same shape, other order
     CHECK(q->weight.sizes() == w.sizes());
-    auto packed = run(m, x, codes);
+    auto packed = p.output();
     CHECK(max_abs_diff(packed, natural) < 1e-3);
 
     // An adapter merged into reordered weights equals the same adapter merged into natural ones.
-    LoraConfig cfg;
-    cfg.r = 4;
-    cfg.alpha = 8;
-    attach_lora(m->talker, cfg);
-    randomize_lora_B(m->talker);
-    auto branch = run(m, x, codes);
-    merge_lora(m->talker);
+    attach_random_lora(p.m->talker);
+    auto branch = p.output();
+    merge_lora(p.m->talker);
     CHECK(q->inference_layout());
-    CHECK(max_abs_diff(run(m, x, codes), branch) < 1e-3);
-    unmerge_lora(m->talker);
+    CHECK(max_abs_diff(p.output(), branch) < 1e-3);
+    unmerge_lora(p.m->talker);
     q->set_inference_layout(false);
     CHECK(max_abs_diff(q->weight, w) < 1e-6);
     q->set_inference_layout(true);
 
     {
         torch::AutoGradMode grad(true);
-        CHECK_THROWS_WITH(q(torch::randn({1, H})), Catch::Contains("inference layout"));
+        CHECK_THROWS_WITH(q(torch::randn({1, p.H})), Catch::Contains("inference layout"));
     }
     q->to(torch::kCPU);  // moving puts the natural order back
     CHECK_FALSE(q->inference_layout());
@@ -344,28 +355,21 @@ TEST_CASE("int8 weights on the talker: close to bf16, requantized after merging"
         return;
     }
     torch::NoGradGuard ng;
-    auto m = test::tiny_model();
-    int64_t H = m->config().talker.hidden_size;
-    auto x = torch::randn({1, 6, H});
-    auto codes = torch::randint(0, 2048, {6, 16}, torch::kInt64);
-    auto natural = run(m, x, codes);
-    use_inference_layout(*m->talker);
-    CHECK(use_int8_weights(*m->talker) > 0);
-    auto q = m->talker->model->layer_list[0]->self_attn->q_proj;
+    Probe p;
+    auto natural = p.output();
+    use_inference_layout(*p.m->talker);
+    CHECK(use_int8_weights(*p.m->talker) > 0);
+    auto q = p.m->talker->model->layer_list[0]->self_attn->q_proj;
     REQUIRE(q->int8());
-    auto int8 = run(m, x, codes);
+    auto int8 = p.output();
     const double rel = max_abs_diff(int8, natural) / natural.abs().max().item<double>();
     CHECK(rel > 0);     // the rounding shows
     CHECK(rel < 0.05);  // and stays small
 
-    LoraConfig cfg;
-    cfg.r = 4;
-    cfg.alpha = 8;
-    attach_lora(m->talker, cfg);
-    randomize_lora_B(m->talker);
-    auto branch = run(m, x, codes);
-    merge_lora(m->talker);  // the merged weight is quantized afresh
-    const double rel_merged = max_abs_diff(run(m, x, codes), branch) / branch.abs().max().item<double>();
+    attach_random_lora(p.m->talker);
+    auto branch = p.output();
+    merge_lora(p.m->talker);  // the merged weight is quantized afresh
+    const double rel_merged = max_abs_diff(p.output(), branch) / branch.abs().max().item<double>();
     CHECK(rel_merged < 0.05);
     q->set_int8(false);
     CHECK_FALSE(q->int8());

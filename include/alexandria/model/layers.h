@@ -93,6 +93,8 @@ public:
 
 private:
     torch::Tensor delta_weight() const;  // multiplier · scaling · B A, fp32
+    void add_to_weight(const torch::Tensor& delta);  // W += delta (fp32), keeping the inference forms current
+    void drop_inference_forms();                     // natural layout, no int8 copy
     void move_lora(torch::Device device);
     int64_t in_, out_;
     torch::Tensor lora_A_, lora_B_;
