@@ -11,6 +11,7 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/io/torch_compat.h"
+#include "alexandria/model/decode_step.h"
 #include "alexandria/model/kernels.h"
 
 namespace alexandria::model {
@@ -423,6 +424,16 @@ torch::Tensor KVCache::key_mask(int64_t T) const {
     return valid_.narrow(1, 0, length_ + T);
 }
 
+std::vector<int64_t> KVCache::write_starts(int64_t T) const {
+    if (is_static() || valid_.defined()) return {};
+    if (ragged()) {
+        if (T != 1) return {};
+        return std::vector<int64_t>(row_len_.begin(), row_len_.begin() + active_);
+    }
+    if (length_ + T > capacity_) return {};
+    return std::vector<int64_t>(static_cast<size_t>(batch_), length_);
+}
+
 void KVCache::commit(int64_t T) {
     if (is_static()) return;
     if (ragged()) {
@@ -580,6 +591,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 
+torch::Tensor AttentionImpl::step(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                  KVCache& cache, int64_t layer_index, const std::vector<int64_t>& starts) {
+    torch::Tensor out = decode::attention(q_proj(x).contiguous(), k_proj(x).contiguous(), v_proj(x).contiguous(),
+                                          q_norm->weight, k_norm->weight, q_norm->eps, cos, sin, cache.keys(layer_index),
+                                          cache.values(layer_index), starts, heads_, kv_heads_);
+    return o_proj(out);
+}
+
 MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate, const BuildOptions& opts) {
     gate_proj = register_module("gate_proj", LoraLinear(hidden, intermediate, false, opts));
     up_proj = register_module("up_proj", LoraLinear(hidden, intermediate, false, opts));
@@ -600,6 +619,17 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
                                         const torch::Tensor& mask, KVCache* cache, int64_t layer_index) {
     torch::Tensor h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer_index);
     return h + mlp(post_attention_layernorm(h));
+}
+
+torch::Tensor DecoderLayerImpl::step(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     KVCache& cache, int64_t layer_index, const std::vector<int64_t>& starts) {
+    auto& post = post_attention_layernorm;
+    torch::Tensor h = self_attn->step(decode::rms_norm(x, input_layernorm->weight, input_layernorm->eps), cos, sin,
+                                      cache, layer_index, starts)
+                          .contiguous();
+    torch::Tensor hn = decode::add_rms_norm(h, x, post->weight, post->eps);  // h = attention + x, as x + attention
+    torch::Tensor m = decode::silu_mul(mlp->gate_proj(hn).contiguous(), mlp->up_proj(hn).contiguous());
+    return mlp->down_proj(m).add_(h);
 }
 
 torch::Tensor run_decoder(const std::vector<DecoderLayer>& layers, RMSNorm& norm, const RotaryEmbedding& rope,
@@ -625,6 +655,22 @@ torch::Tensor run_decoder(const std::vector<DecoderLayer>& layers, RMSNorm& norm
         key_valid = cache->key_mask(T);
     } else if (attn_mask.defined()) {
         key_valid = attn_mask.to(torch::kBool);
+    }
+    // A few new positions on the CPU without autograd, each row attending to exactly its own keys: the layers run
+    // through decode_step.h's loops instead of ~50 libtorch operations each.
+    std::vector<int64_t> starts;
+    if (cache && T <= decode::kMaxPositions && !key_valid.defined() && x.device().is_cpu() &&
+        x.scalar_type() == torch::kFloat32 && !torch::GradMode::is_enabled() &&
+        cache->keys(0).scalar_type() == torch::kFloat32 && decode::supported())
+        starts = cache->write_starts(T);
+    if (!starts.empty() && static_cast<int64_t>(starts.size()) == B) {
+        torch::Tensor h = x.contiguous();
+        for (size_t i = 0; i < layers.size(); ++i) {
+            DecoderLayer layer = layers[i];
+            h = layer->step(h, cos, sin, *cache, static_cast<int64_t>(i), starts);
+        }
+        cache->commit(T);
+        return decode::rms_norm(h, norm->weight, norm->eps);
     }
     torch::Tensor mask = attention_mask(T, past, key_valid, x.scalar_type(), x.device());
     torch::Tensor h = x;

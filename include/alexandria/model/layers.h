@@ -219,6 +219,13 @@ public:
     // Grows the capacity to at least `capacity` positions, keeping the contents.
     void reserve(int64_t capacity);
 
+    // ---- the CPU decoding step (model/decode_step.h), which writes the storage itself ------------------------
+    // Where each row of this step starts writing its T new positions, when every row attends to exactly its own
+    // positions up to those (no padding recorded, not static); empty otherwise. Call after set_key_mask().
+    std::vector<int64_t> write_starts(int64_t T) const;
+    torch::Tensor& keys(int64_t layer) { return k_.at(static_cast<size_t>(layer)); }    // [B, kvH, capacity, D]
+    torch::Tensor& values(int64_t layer) { return v_.at(static_cast<size_t>(layer)); }
+
     // ---- static decoding (CUDA graphs) ------------------------------------------------------------------------
     // Positions live in `positions` ([batch] int64 on the cache's device, owned and advanced by the caller): each
     // step writes row b at positions[b] and attends over the whole capacity with the keys beyond positions[b]
@@ -251,6 +258,10 @@ public:
     // x [B, T, hidden]; cos/sin [B, T, head_dim]; mask as attention_mask(); cache may be null.
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                           const torch::Tensor& mask, KVCache* cache, int64_t layer_index);
+    // The same for a few new positions on the CPU without autograd (run_decoder decides): x is the normed input
+    // [B, T, hidden] fp32, starts as KVCache::write_starts(T).
+    torch::Tensor step(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache& cache,
+                       int64_t layer_index, const std::vector<int64_t>& starts);
     LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
     RMSNorm q_norm{nullptr}, k_norm{nullptr};
 
@@ -273,6 +284,9 @@ public:
     DecoderLayerImpl(const DecoderConfig& cfg, const BuildOptions& opts);
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                           const torch::Tensor& mask, KVCache* cache = nullptr, int64_t layer_index = 0);
+    // forward() through decode_step.h's loops (see AttentionImpl::step).
+    torch::Tensor step(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache& cache,
+                       int64_t layer_index, const std::vector<int64_t>& starts);
     RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
     Attention self_attn{nullptr};
     Mlp mlp{nullptr};
