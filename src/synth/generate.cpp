@@ -9,22 +9,11 @@
 namespace alexandria::synth {
 
 model::CodeSampler make_code_sampler(const SamplingParams& params, at::Generator& gen) {
-    return [params, &gen](const torch::Tensor& logits, int64_t /*group*/) {
-        if (!params.do_sample) return logits.argmax(-1);
-        // The warpers work in place; the logits may be a view the model keeps, so work on an fp32 copy.
-        auto l = logits.to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
-        apply_warpers(l, params);
-        return pick_token(l, true, gen);
-    };
+    return [params, &gen](const torch::Tensor& logits, int64_t /*group*/) { return sample(logits, params, gen); };
 }
 
 model::CodeSampler make_code_sampler_rows(const SamplingParams& params, const std::vector<at::Generator*>* gens) {
-    return [params, gens](const torch::Tensor& logits, int64_t /*group*/) {
-        if (!params.do_sample) return logits.argmax(-1);
-        auto l = logits.to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
-        apply_warpers(l, params);
-        return pick_token_rows(l, true, *gens);
-    };
+    return [params, gens](const torch::Tensor& logits, int64_t /*group*/) { return sample_rows(logits, params, *gens); };
 }
 
 int64_t frame_cap(int64_t content_tokens, int64_t max_frames, const FrameCapRule& rule) {

@@ -3,8 +3,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <mutex>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "alexandria/io/error.h"
 
@@ -119,6 +124,86 @@ torch::Tensor pick_token_rows(const torch::Tensor& logits, bool do_sample, const
     return ids.size() == 1 ? ids[0] : torch::cat(ids);
 }
 
+namespace {
+
+// One row on the CPU: temperature → top-k → top-p → softmax over the row's raw values, then multinomial's own
+// one-sample draw, argmax(p / q) with q ~ Exp(1) per token (`noise`, drawn as multinomial draws it): the same
+// distribution as the warpers above and the same random stream, so a seed gives the codes it gave through them.
+int64_t sample_row(const float* logits, int64_t V, const SamplingParams& p, const float* noise,
+                   std::vector<std::pair<float, int64_t>>& kept) {
+    if (!(p.temperature > 0)) throw InputError(fmt::format("temperature must be > 0, got {}", p.temperature));
+    const float temperature = static_cast<float>(p.temperature);
+    kept.clear();
+    for (int64_t i = 0; i < V; ++i)
+        if (logits[i] != kNegInf) kept.emplace_back(p.temperature == 1.0 ? logits[i] : logits[i] / temperature, i);
+    if (kept.empty()) throw Error("sampling: every token is excluded");
+    const auto higher = [](const auto& a, const auto& b) { return a.first > b.first; };
+    if (p.top_k > 0 && p.top_k < static_cast<int64_t>(kept.size())) {
+        // Everything tied with the k-th largest stays (TopKLogitsWarper keeps scores >= it).
+        std::nth_element(kept.begin(), kept.begin() + (p.top_k - 1), kept.end(), higher);
+        const float kth = kept[size_t(p.top_k - 1)].first;
+        kept.erase(std::remove_if(kept.begin(), kept.end(), [kth](const auto& e) { return e.first < kth; }), kept.end());
+    }
+    std::sort(kept.begin(), kept.end(), higher);
+    const float top = kept.front().first;
+    std::vector<float> e(kept.size());
+    float sum = 0;
+    for (size_t i = 0; i < kept.size(); ++i) sum += e[i] = std::exp(kept[i].first - top);
+    size_t n = kept.size();
+    if (p.top_p < 1.0) {
+        // TopPLogitsWarper: from the least likely up, drop tokens while their cumulative probability is <= 1 - top_p;
+        // the most likely always stays.
+        double cum = 0;
+        while (n > 1) {
+            cum += static_cast<double>(e[n - 1]) / sum;
+            if (cum > 1.0 - p.top_p) break;
+            --n;
+        }
+        sum = 0;
+        for (size_t i = 0; i < n; ++i) sum += e[i];
+    }
+    // Tokens outside the kept set have probability 0 and never win; ties go to the lower id, as argmax's.
+    const float inv = 1.0f / sum;
+    int64_t best = kept[0].second;
+    float best_score = -1;
+    for (size_t i = 0; i < n; ++i) {
+        const int64_t id = kept[i].second;
+        const float score = e[i] * inv / noise[id];
+        if (score > best_score || (score == best_score && id < best)) best_score = score, best = id;
+    }
+    return best;
+}
+
+}  // namespace
+
+torch::Tensor sample_rows(const torch::Tensor& logits, const SamplingParams& p, const std::vector<at::Generator*>& gens) {
+    if (!p.do_sample) return logits.argmax(-1);
+    if (logits.dim() != 2 || static_cast<int64_t>(gens.size()) != logits.size(0))
+        throw Error(fmt::format("sample_rows: {} generators for logits of shape {}", gens.size(), fmt::join(logits.sizes(), "x")));
+    bool cpu = logits.device().is_cpu();
+    for (auto* g : gens) cpu = cpu && g->device().is_cpu();
+    if (!cpu) {
+        auto l = logits.to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
+        apply_warpers(l, p);
+        return pick_token_rows(l, true, gens);
+    }
+    const auto l = logits.to(torch::kFloat32).contiguous();
+    const int64_t B = l.size(0), V = l.size(1);
+    auto ids = torch::empty({B}, torch::TensorOptions().dtype(torch::kLong));
+    std::vector<std::pair<float, int64_t>> kept;
+    kept.reserve(size_t(V));
+    for (int64_t b = 0; b < B; ++b) {
+        // The noise tensor multinomial makes for one sample from a [1, V] row: the generator advances as it did.
+        const auto noise = torch::empty({1, V}).exponential_(1, *gens[size_t(b)]);
+        ids.data_ptr<int64_t>()[b] = sample_row(l.data_ptr<float>() + b * V, V, p, noise.data_ptr<float>(), kept);
+    }
+    return ids;
+}
+
+torch::Tensor sample(const torch::Tensor& logits, const SamplingParams& p, at::Generator& gen) {
+    return sample_rows(logits, p, {&gen});
+}
+
 at::Generator make_generator(torch::Device device, uint64_t seed) {
     if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
     at::Generator gen = at::globalContext().defaultGenerator(device);
@@ -148,8 +233,7 @@ void TalkerLogitsProcessor::observe(const torch::Tensor& ids) {
 
 torch::Tensor TalkerLogitsProcessor::step(torch::Tensor& logits, int64_t generated, at::Generator& gen) {
     process(logits, generated);
-    apply_warpers(logits, params_);
-    auto ids = pick_token(logits, params_.do_sample, gen);
+    auto ids = sample(logits, params_, gen);
     observe(ids);
     return ids;
 }
@@ -172,8 +256,7 @@ torch::Tensor TalkerLogitsProcessor::step_rows(torch::Tensor& logits, int64_t fi
         apply_min_new_tokens(row, eos_id_, generated[size_t(b)], params_.min_new_tokens);
     }
     apply_suppression(logits, suppress_);
-    apply_warpers(logits, params_);
-    auto ids = pick_token_rows(logits, params_.do_sample, gens);
+    auto ids = sample_rows(logits, params_, gens);
     seen.scatter_(1, ids.view({-1, 1}).to(torch::kLong), true);
     return ids;
 }

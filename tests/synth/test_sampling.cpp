@@ -180,3 +180,52 @@ TEST_CASE("generation_config values map to the talker and subtalker settings") {
     CHECK_FALSE(talker_params(g, true).do_sample);
     CHECK_FALSE(subtalker_params(g, true).do_sample);
 }
+
+TEST_CASE("sample_rows draws from the distribution the warpers and softmax define, each row from its generator") {
+    torch::manual_seed(21);
+    for (const auto& [temperature, top_k, top_p] :
+         {std::tuple{0.7, int64_t(10), 0.8}, std::tuple{1.0, int64_t(0), 1.0}, std::tuple{1.3, int64_t(4), 1.0}}) {
+        INFO("temperature " << temperature << " top_k " << top_k << " top_p " << top_p);
+        SamplingParams p;
+        p.temperature = temperature;
+        p.top_k = top_k;
+        p.top_p = top_p;
+        auto logits = torch::randn({1, 30}) * 1.5;
+        logits[0][3] = -std::numeric_limits<float>::infinity();  // as suppression leaves it: never drawn
+        auto warped = logits.clone();
+        apply_warpers(warped, p);
+        auto want = warped.softmax(-1)[0];
+        at::Generator gen = make_generator(torch::kCPU, 77);
+        const int n = 40000;
+        auto counts = torch::zeros({30}, torch::kFloat64);
+        for (int i = 0; i < n; ++i) counts[sample(logits, p, gen).item<int64_t>()] += 1;
+        auto freq = counts / n;
+        CHECK((freq - want.to(torch::kFloat64)).abs().max().item<double>() < 0.012);
+        CHECK(torch::equal(freq > 0, want > 0));  // exactly the warpers' support
+    }
+    // The same draws as the warpers and multinomial from the same seed (the random stream is unchanged).
+    SamplingParams p;
+    auto logits = torch::randn({3, 2048});
+    {
+        at::Generator g1 = make_generator(torch::kCPU, 5), g2 = make_generator(torch::kCPU, 5);
+        for (int i = 0; i < 200; ++i) {
+            auto w = logits.narrow(0, i % 3, 1).clone();
+            apply_warpers(w, p);
+            CHECK(sample(logits.narrow(0, i % 3, 1), p, g1).item<int64_t>() == pick_token(w, true, g2).item<int64_t>());
+        }
+    }
+    // Rows are independent: a batch draws what each row draws alone with its own generator.
+    at::Generator a = make_generator(torch::kCPU, 1), b = make_generator(torch::kCPU, 2), c = make_generator(torch::kCPU, 3);
+    at::Generator a1 = make_generator(torch::kCPU, 1), b1 = make_generator(torch::kCPU, 2), c1 = make_generator(torch::kCPU, 3);
+    for (int i = 0; i < 5; ++i) {
+        auto ids = sample_rows(logits, p, {&a, &b, &c});
+        CHECK(ids[0].item<int64_t>() == sample(logits.narrow(0, 0, 1), p, a1).item<int64_t>());
+        CHECK(ids[1].item<int64_t>() == sample(logits.narrow(0, 1, 1), p, b1).item<int64_t>());
+        CHECK(ids[2].item<int64_t>() == sample(logits.narrow(0, 2, 1), p, c1).item<int64_t>());
+    }
+    auto before = logits.clone();
+    sample_rows(logits, p, {&a, &b, &c});
+    CHECK(torch::equal(logits, before));  // the logits are read, not changed
+    p.do_sample = false;
+    CHECK(torch::equal(sample_rows(logits, p, {&a, &b, &c}), logits.argmax(-1)));
+}

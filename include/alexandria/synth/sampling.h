@@ -65,6 +65,14 @@ torch::Tensor pick_token_graph_safe(const torch::Tensor& logits, bool do_sample,
 // draws never depend on its batch neighbours.
 torch::Tensor pick_token_rows(const torch::Tensor& logits, bool do_sample, const std::vector<at::Generator*>& gens);
 
+// The warpers of `p` and the draw together, row b drawing from gens[b] (argmax when !p.do_sample): what
+// apply_warpers() then pick_token_rows() give, the same draws from the same seeds (up to the rounding of a
+// near-tie), and a line's draws never depend on its neighbours. On the CPU each row is one pass over its values
+// plus multinomial's noise rather than a dozen libtorch operations; elsewhere it is those operations. `logits`
+// is not modified.
+torch::Tensor sample_rows(const torch::Tensor& logits, const SamplingParams& p, const std::vector<at::Generator*>& gens);
+torch::Tensor sample(const torch::Tensor& logits, const SamplingParams& p, at::Generator& gen);
+
 // A generator for `device` seeded with `seed`: a fresh CPU generator, or the device's default generator reseeded
 // (so no CUDA header is needed here). Reseeding per utterance makes a line's audio independent of earlier lines.
 at::Generator make_generator(torch::Device device, uint64_t seed);
