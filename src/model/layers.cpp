@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/torch_compat.h"
 #include "alexandria/model/decode_step.h"
@@ -181,7 +182,8 @@ bool LoraLinearImpl::set_inference_layout(bool on) {
     if (on == packed_) return true;
     torch::NoGradGuard no_grad;
     if (on && !packable(weight)) return false;
-    weight.copy_(on ? pack_weight(weight) : unpack_weight(weight));
+    // A new storage (the packed one on huge pages, kernels.h); the old one is freed.
+    weight.set_data(on ? pack_weight(weight) : unpack_weight(weight));
     packed_ = on;
     return true;
 }
@@ -254,7 +256,10 @@ int64_t use_inference_layout(torch::nn::Module& module) {
     int64_t n = 0;
     for (auto& m : module.modules(/*include_self=*/true))
         if (auto* lin = dynamic_cast<LoraLinearImpl*>(m.get()))
-            if (owners[lin->weight.storage().data()] == 1 && lin->set_inference_layout(true)) ++n;
+            if (owners[lin->weight.storage().data()] == 1 && lin->set_inference_layout(true)) {
+                ++n;
+                io::return_freed_memory();  // the natural-order copy, so that peak memory grows by one matrix only
+            }
     return n;
 }
 

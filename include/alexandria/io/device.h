@@ -25,5 +25,7 @@ torch::Dtype resolve_dtype(const std::string& spec, const DeviceChoice& device);
 // instead of mapping blocks over 32 MB afresh each time (a 1.7B prefill widens 50 MB weights per layer; fresh
 // mappings cost a page fault and a zeroed page per 4 KB: 30% of a 1.7B decode's time was the kernel's).
 void keep_freed_memory();
+// Hands the freed blocks' whole pages back to the system now (after replacing large tensors once, at start-up).
+void return_freed_memory();
 
 }  // namespace alexandria::io
