@@ -267,7 +267,10 @@ int64_t use_int8_weights(torch::nn::Module& module) {
     int64_t n = 0;
     for (auto& m : module.modules(/*include_self=*/true))
         if (auto* lin = dynamic_cast<LoraLinearImpl*>(m.get()))
-            if (lin->set_int8(true)) ++n;
+            if (lin->set_int8(true)) {
+                ++n;
+                io::return_freed_memory();  // quantizing's fp32 temporaries, which would otherwise pile up
+            }
     return n;
 }
 
