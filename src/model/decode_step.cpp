@@ -1,7 +1,6 @@
 #include "alexandria/model/decode_step.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,6 +8,7 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/model/kernels.h"
+#include "alexandria/model/torch_threads.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -244,7 +244,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     const float *cp = c.data_ptr<float>(), *sp = s.data_ptr<float>();
     float *ckp = cache_k.data_ptr<float>(), *cvp = cache_v.data_ptr<float>(), *op = out.data_ptr<float>();
     const float fe = static_cast<float>(eps);
-    at::parallel_for(0, B * kv_heads, 1, [&](int64_t begin, int64_t end) {
+    on_torch_threads(B * kv_heads, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
             const int64_t b = task / kv_heads, kvh = task % kv_heads;
             const int64_t cache_off = (b * kv_heads + kvh) * C * D;

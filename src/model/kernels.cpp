@@ -1,4 +1,5 @@
 #include "alexandria/model/kernels.h"
+#include "alexandria/model/torch_threads.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -249,41 +250,6 @@ ALEXANDRIA_AVX2 void packed_rows(const float* x, const W* p, const float* scale,
 
 #endif
 
-// libgomp's entry points: what GCC emits for `#pragma omp parallel`, called directly so that any compiler
-// builds this file without OpenMP flags while the work still runs on libtorch's OpenMP threads (libtorch links
-// libgomp; so does the build, cmake/Libtorch.cmake). A stable ABI since GCC 4.9.
-extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
-extern "C" int omp_get_thread_num(void);
-extern "C" int omp_get_num_threads(void);
-
-template <typename Body>
-struct ChunkJob {
-    const Body* body;
-    int64_t chunks;
-};
-
-template <typename Body>
-void run_chunk_job(void* p) {
-    const auto& job = *static_cast<const ChunkJob<Body>*>(p);
-    const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
-    const int64_t per = (job.chunks + threads - 1) / threads;
-    const int64_t c0 = t * per, c1 = std::min(job.chunks, c0 + per);
-    if (c0 < c1) (*job.body)(c0, c1);
-}
-
-// body(c0, c1) over [0, chunks), split into contiguous runs, one per thread (at::parallel_for's split). The body
-// must not throw. A template, not std::function: it runs for every projection of every decoded frame.
-template <typename Body>
-void on_torch_threads(int64_t chunks, const Body& body) {
-    const int64_t threads = std::min<int64_t>(at::get_num_threads(), chunks);
-    if (threads <= 1 || at::in_parallel_region()) {
-        body(0, chunks);
-        return;
-    }
-    ChunkJob<Body> job{&body, chunks};
-    GOMP_parallel(run_chunk_job<Body>, &job, static_cast<unsigned>(threads), 0);
-}
-
 // y = x · Wᵀ (+ bias) for a weight of N outputs and width K: x's rows in passes of at most
 // kSmallLinearRowsPerPass, `pass(x rows, y rows, count)` computing each (fp32 in and out); y in x's dtype.
 template <typename Pass>
@@ -381,7 +347,7 @@ int64_t packed_index(int64_t n, int64_t k, int64_t K, bool bf16) {
 template <typename T>
 void permute_weight(const T* from, T* to, int64_t N, int64_t K, bool bf16, bool pack) {
     // bf16: the (n, n + 8) pairs of load_block_row; fp32 and int8: the rows in order.
-    at::parallel_for(0, N / 16, 1, [&](int64_t b0, int64_t b1) {
+    on_torch_threads(N / 16, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b)
             for (int64_t k = 0; k < K; ++k)
                 for (int64_t i = 0; i < 16; ++i) {

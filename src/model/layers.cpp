@@ -664,10 +664,11 @@ torch::Tensor run_decoder(const std::vector<DecoderLayer>& layers, RMSNorm& norm
     } else if (attn_mask.defined()) {
         key_valid = attn_mask.to(torch::kBool);
     }
-    // A few new positions on the CPU without autograd, each row attending to exactly its own keys: the layers run
-    // through decode_step.h's loops instead of ~50 libtorch operations each.
+    // A few new positions on the CPU without autograd, each row attending to exactly its own keys (a ragged cache's
+    // step mask says no more than its row lengths; padding makes write_starts() empty): the layers run through
+    // decode_step.h's loops instead of ~50 libtorch operations each.
     std::vector<int64_t> starts;
-    if (cache && T <= decode::kMaxPositions && !key_valid.defined() && x.device().is_cpu() &&
+    if (cache && T <= decode::kMaxPositions && x.device().is_cpu() &&
         x.scalar_type() == torch::kFloat32 && !torch::GradMode::is_enabled() &&
         cache->keys(0).scalar_type() == torch::kFloat32 && decode::supported())
         starts = cache->write_starts(T);
