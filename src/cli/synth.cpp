@@ -309,7 +309,7 @@ const bool registered = add_command({"synth", "", "Speak text (or a JSONL script
     app.add_flag("--no-cuda-graphs", o->no_cuda_graphs, "CUDA: run the decode step eagerly, not as captured graphs");
     app.add_option("--dtype", o->dtype, "auto | f32 | bf16 | f16 | int8 (auto: on CPU fp32 compute with the weights kept in bf16 "
                    "when the checkpoint stores them so (lossless), bf16 on CUDA; int8: CPU, linear weights quantized "
-                   "per output row, fp32 compute, ~1.6x faster decoding than auto)")
+                   "per output row and held only so, fp32 compute, adapters unmerged, ~1.5x faster decoding than auto)")
         ->capture_default_str();
     app.add_option("--codec-dtype", o->codec_dtype,
                    "f32 | model: the codec in fp32 (default) or in --dtype as the official pipelines run it (bf16 "

@@ -159,6 +159,7 @@ void LoraLinearImpl::unmerge() {
 
 void LoraLinearImpl::add_to_weight(const torch::Tensor& delta) {
     // In fp32, rounded to the weight's dtype; the inference forms are rebuilt from the new weight.
+    if (released_) throw Error("cannot merge an adapter into int8 weights whose source weights were released");
     torch::NoGradGuard no_grad;
     const bool packed = packed_;
     set_inference_layout(false);
@@ -168,6 +169,7 @@ void LoraLinearImpl::add_to_weight(const torch::Tensor& delta) {
 }
 
 bool LoraLinearImpl::set_int8(bool on) {
+    if (released_) throw Error("int8 weights whose source weights were released cannot be changed");
     torch::NoGradGuard no_grad;
     if (!on) {
         int8_ = Int8Weight{};
@@ -178,8 +180,18 @@ bool LoraLinearImpl::set_int8(bool on) {
     return true;
 }
 
+bool LoraLinearImpl::release_weight() {
+    if (!int8()) return false;
+    if (released_) return true;
+    torch::NoGradGuard no_grad;
+    weight.set_data(torch::empty({0}, weight.options()));
+    released_ = true;
+    return true;
+}
+
 bool LoraLinearImpl::set_inference_layout(bool on) {
     if (on == packed_) return true;
+    if (released_) throw Error("int8 weights whose source weights were released cannot be reordered");
     torch::NoGradGuard no_grad;
     if (on && !packable(weight)) return false;
     // A new storage (the packed one on huge pages, kernels.h); the old one is freed.
@@ -263,13 +275,14 @@ int64_t use_inference_layout(torch::nn::Module& module) {
     return n;
 }
 
-int64_t use_int8_weights(torch::nn::Module& module) {
+int64_t use_int8_weights(torch::nn::Module& module, bool release_source) {
     int64_t n = 0;
     for (auto& m : module.modules(/*include_self=*/true))
         if (auto* lin = dynamic_cast<LoraLinearImpl*>(m.get()))
             if (lin->set_int8(true)) {
                 ++n;
-                io::return_freed_memory();  // quantizing's fp32 temporaries, which would otherwise pile up
+                if (release_source) lin->release_weight();
+                io::return_freed_memory();  // quantizing's fp32 temporaries (and the source), which would pile up
             }
     return n;
 }

@@ -209,11 +209,12 @@ Synthesizer::Synthesizer(const LoadOptions& opts) : s_(std::make_unique<State>()
     } else {
         s_->lm = model::load_model(s_->dir, opts.device, opts.dtype);
     }
-    // Synthesis never trains: on the CPU the linear weights take the kernels' layout (reordered in place), or
-    // with int8 an int8 copy in that layout (the bf16 weights then stay in their natural order, for merges).
+    // Synthesis never trains: on the CPU the linear weights take the kernels' layout, or with int8 become an int8
+    // copy in that layout and the bf16 weights are freed (held once); adapters then run unmerged, as a branch.
     if (opts.int8_weights) {
         if (!opts.device.is_cpu()) throw InputError("int8 weights are a CPU option (on CUDA use --dtype bf16)");
-        model::use_int8_weights(*s_->lm.model);
+        model::use_int8_weights(*s_->lm.model, /*release_source=*/true);
+        s_->opts.merge_adapter = false;
     } else if (opts.device.is_cpu()) {
         model::use_inference_layout(*s_->lm.model);
     }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "alexandria/io/error.h"
+#include "alexandria/model/layers.h"
 #include "alexandria/synth/generate.h"
 #include "alexandria/synth/inspect.h"
 #include "alexandria/synth/synthesizer.h"
@@ -224,6 +225,50 @@ TEST_CASE("adapter: the stored voice is the default, scale 0 equals the base mod
     CHECK(p.mode == "clone x-vector");
     CHECK(p.request.layout == TextLayout::NonStreaming);
     CHECK(p.request.voice == VoiceKind::SpeakerVector);
+}
+
+TEST_CASE("int8 synthesis holds each linear weight once, as int8, and runs adapters unmerged") {
+    const auto& t = test::tiny();
+    auto u = clone_line();
+    u.seed = 5;
+    auto load = [&](const std::string& adapter, double scale) {
+        LoadOptions o;
+        o.model = t.model;
+        o.int8_weights = true;
+        o.adapter = adapter;
+        o.lora_scale = scale;
+        return std::make_unique<Synthesizer>(o);
+    };
+    auto plain = load("", 1.0);
+    int64_t quantized = 0;
+    for (auto& m : plain->model()->modules())
+        if (auto* lin = dynamic_cast<model::LoraLinearImpl*>(m.get()); lin && lin->int8()) {
+            ++quantized;
+            CHECK(lin->weight_released());
+            CHECK(lin->weight.numel() == 0);
+        }
+    CHECK(quantized > 0);
+    auto base = plain->speak(u);
+    CHECK(!base.audio.empty());
+
+    auto zero = load(t.adapter, 0.0), full = load(t.adapter, 1.0);
+    CHECK_FALSE(full->adapter_merged());
+    CHECK(zero->speak(u).audio == base.audio);  // a branch at scale 0 adds nothing
+    CHECK(full->speak(u).audio != base.audio);  // the unmerged branch has its effect
+    auto none = u;
+    none.adapter = "-";  // this line without the adapter: the branch is detached, the int8 weights untouched
+    CHECK(full->speak(none).audio == base.audio);
+    CHECK(full->speak(u).audio != base.audio);
+
+    // Nothing can be merged into the released weights: refused, not corrupted.
+    for (auto& m : full->model()->modules())
+        if (auto* lin = dynamic_cast<model::LoraLinearImpl*>(m.get()); lin && lin->int8()) {
+            lin->attach_lora(2, 1.0, 0.0);
+            CHECK_THROWS_AS(lin->merge(), Error);
+            CHECK_FALSE(lin->merged());
+            lin->detach_lora();
+            break;
+        }
 }
 
 TEST_CASE("a merged folder speaks exactly like base + adapter at the same scale") {

@@ -86,6 +86,11 @@ public:
     // again after every merge/unmerge); the weight itself is kept for that. False for a weight the kernel cannot take.
     bool set_int8(bool on);
     bool int8() const { return int8_.q.defined(); }
+    // With int8 on: frees the weight itself (the int8 copy is all forward() reads), so the layer holds its weights
+    // once. Merging, unmerging, moving and turning int8 off are refused from then on (a LoRA branch still runs,
+    // unmerged). False (nothing done) without int8.
+    bool release_weight();
+    bool weight_released() const { return released_; }
 
     void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
     void to(torch::Dtype dtype, bool non_blocking = false) override;
@@ -101,6 +106,7 @@ private:
     double scaling_ = 0, dropout_ = 0, multiplier_ = 1;
     bool merged_ = false;
     bool packed_ = false;
+    bool released_ = false;
     Int8Weight int8_;
 };
 TORCH_MODULE(LoraLinear);
@@ -132,8 +138,10 @@ void keep_weights_narrow(torch::nn::Module& module, torch::Dtype compute);
 int64_t use_inference_layout(torch::nn::Module& module);
 
 // `synth --dtype int8`: every linear weight the kernel can take is also quantized to int8 per output row
-// (LoraLinearImpl::set_int8), and decoding reads those: half the bytes of bf16. Returns how many.
-int64_t use_int8_weights(torch::nn::Module& module);
+// (LoraLinearImpl::set_int8), and decoding reads those: half the bytes of bf16. With release_source each source
+// weight is freed as soon as it is quantized (LoraLinearImpl::release_weight: weights held once, and memory never
+// holds both forms of more than one matrix). Returns how many.
+int64_t use_int8_weights(torch::nn::Module& module, bool release_source = false);
 
 // RMSNorm as Qwen3: normalise in fp32, cast back to the input dtype, then multiply by `weight` (not 1 + w).
 class RMSNormImpl : public torch::nn::Module {

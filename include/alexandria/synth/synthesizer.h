@@ -57,9 +57,9 @@ struct LoadOptions {
     // CPU with dtype fp32: keep the linear and embedding weights in bf16 when the checkpoint stores them in bf16
     // (lossless; half the bytes per decode step and about half the memory), computing in fp32.
     bool narrow_weights = true;
-    // CPU only (`--dtype int8`): the linear weights also quantized to int8 per output row and decoding reads
-    // those (kernels.h Int8Weight): half the bytes per step of bf16, at the cost of a rounding per weight (the drift
-    // is in docs/benchmarks.md); the weights themselves stay loaded for adapters' merging.
+    // CPU only (`--dtype int8`): the linear weights quantized to int8 per output row and decoding reads those
+    // (kernels.h Int8Weight): half the bytes per step of bf16, at the cost of a rounding per weight (the drift is in
+    // docs/benchmarks.md). The bf16 weights are then freed, so adapters run unmerged (merge_adapter is ignored).
     bool int8_weights = false;
     // CUDA only: capture the decode step in CUDA graphs (GenerateOptions::cuda_graphs).
     bool cuda_graphs = true;
