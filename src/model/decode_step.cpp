@@ -8,12 +8,8 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/model/kernels.h"
-#include "alexandria/model/torch_threads.h"
-
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define ALEXANDRIA_X86 1
-#endif
+#include "model/cpu_simd.h"
+#include "model/torch_threads.h"
 
 namespace alexandria::model::decode {
 
@@ -50,14 +46,7 @@ __attribute__((noinline)) void norm_rope_head(const float* x, const float* w, fl
 }
 
 #ifdef ALEXANDRIA_X86
-#define ALEXANDRIA_AVX2 __attribute__((target("avx2,fma")))
-
-ALEXANDRIA_AVX2 inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
-    return _mm_cvtss_f32(s);
-}
+using simd::hsum;
 
 // e^x for 8 floats, within ~2 ulp for x in [-87, 88] (clamped there): x = n·ln2 + r with |r| ≤ ln2/2, e^r by a
 // degree-6 polynomial (Cephes' expf coefficients), 2ⁿ built in the exponent bits.

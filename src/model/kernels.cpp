@@ -1,5 +1,4 @@
 #include "alexandria/model/kernels.h"
-#include "alexandria/model/torch_threads.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -12,20 +11,15 @@
 #include <fmt/format.h>
 
 #include "alexandria/io/error.h"
-
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define ALEXANDRIA_X86 1
-#endif
+#include "model/cpu_simd.h"
+#include "model/torch_threads.h"
 
 namespace alexandria::model {
 
 namespace {
 
 #ifdef ALEXANDRIA_X86
-// The build targets generic x86-64; these functions are compiled for AVX2+FMA and only called after the CPU check.
-#define ALEXANDRIA_AVX2 __attribute__((target("avx2,fma")))
-#define ALEXANDRIA_AVX2_LAMBDA __attribute__((target("avx2,fma"), always_inline))
+using simd::hsum;
 
 ALEXANDRIA_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 ALEXANDRIA_AVX2 inline __m256 load8(const uint16_t* p) {
@@ -41,13 +35,6 @@ inline float load1(const uint16_t* p) {
     return f;
 }
 
-ALEXANDRIA_AVX2 inline float hsum(__m256 v) {
-    // Fixed order: (lo + hi) then pairwise.
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
-    return _mm_cvtss_f32(s);
-}
 
 // One weight row against one row of x: *y = x · wr (the leftover rows of a batched product).
 template <typename W>

@@ -17,7 +17,11 @@ namespace alexandria::synth {
 
 namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+void check_temperature(double temperature) {
+    if (!(temperature > 0)) throw InputError(fmt::format("temperature must be > 0, got {}", temperature));
 }
+}  // namespace
 
 TalkerSamplingParams talker_params(const model::GenerationConfig& g, bool greedy) {
     TalkerSamplingParams p;
@@ -69,7 +73,7 @@ torch::Tensor talker_suppress_mask(int64_t vocab_size, int64_t eos_id, torch::De
 
 void apply_temperature(torch::Tensor& logits, double temperature) {
     if (temperature == 1.0) return;
-    if (!(temperature > 0)) throw InputError(fmt::format("temperature must be > 0, got {}", temperature));
+    check_temperature(temperature);
     logits.div_(temperature);
 }
 
@@ -131,7 +135,7 @@ namespace {
 // distribution as the warpers above and the same random stream, so a seed gives the codes it gave through them.
 int64_t sample_row(const float* logits, int64_t V, const SamplingParams& p, const float* noise,
                    std::vector<std::pair<float, int64_t>>& kept) {
-    if (!(p.temperature > 0)) throw InputError(fmt::format("temperature must be > 0, got {}", p.temperature));
+    check_temperature(p.temperature);
     const float temperature = static_cast<float>(p.temperature);
     kept.clear();
     for (int64_t i = 0; i < V; ++i)

@@ -2,15 +2,25 @@
 // Shared by the model-core tests: the real reference configs and tiny random models built in memory.
 #include <string>
 
+#include <catch2/catch.hpp>
+
 #include <torch/torch.h>
 
 #include "alexandria/model/config.h"
+#include "alexandria/model/kernels.h"
 #include "alexandria/model/layers.h"
 #include "alexandria/model/random_model.h"
 #include "alexandria/model/talker.h"
 #include "support/test_support.h"
 
 namespace alexandria::test {
+
+// True (with a warning) where the CPU kernels cannot run: no AVX2/FMA, or ALEXANDRIA_NO_KERNELS set.
+inline bool skip_without_cpu_kernels() {
+    if (model::small_linear_supported()) return false;
+    WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
+    return true;
+}
 
 inline std::string real_model_dir(const std::string& name) {
     return (shared_dir() / "reference" / "models" / name).string();

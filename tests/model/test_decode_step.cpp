@@ -14,12 +14,6 @@ using alexandria::test::max_abs_diff;
 
 namespace {
 
-bool skip() {
-    if (decode::supported()) return false;
-    WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-    return true;
-}
-
 torch::Tensor rms(const torch::Tensor& x, const torch::Tensor& w, double eps) {
     return w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + eps));
 }
@@ -39,7 +33,7 @@ struct Case {
 }  // namespace
 
 TEST_CASE("decode step: attention over a row-ragged cache equals the libtorch formula", "[model][decode]") {
-    if (skip()) return;
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::manual_seed(11);
     const double eps = 1e-6;
     // D = 10 takes the dot product's and the value sum's scalar tails; 128 the full-width loops (0.6B/1.7B heads).
@@ -107,7 +101,7 @@ TEST_CASE("decode step: attention over a row-ragged cache equals the libtorch fo
 }
 
 TEST_CASE("decode step: the norms and the gated activation equal libtorch's", "[model][decode]") {
-    if (skip()) return;
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::manual_seed(12);
     for (int64_t H : {7, 64, 1030}) {
         INFO("H " << H);

@@ -22,10 +22,7 @@ struct Threads {
 }  // namespace
 
 TEST_CASE("small_linear equals libtorch's linear for fp32 and bf16 weights", "[model][kernels]") {
-    if (!small_linear_supported()) {
-        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-        return;
-    }
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::manual_seed(3);
     // K not a multiple of 8 and N not a multiple of 4 take the tails; N·K ≥ 65536 splits the rows into chunks.
     for (int64_t K : {8, 13, 300}) {
@@ -48,10 +45,7 @@ TEST_CASE("small_linear equals libtorch's linear for fp32 and bf16 weights", "[m
 }
 
 TEST_CASE("small_linear: a row's values do not depend on its neighbours or the thread count", "[model][kernels]") {
-    if (!small_linear_supported()) {
-        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-        return;
-    }
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::manual_seed(4);
     const int64_t N = 1030, K = 200;  // 51 chunks' worth of work: several per thread
     auto w = torch::randn({N, K}).to(torch::kBFloat16);
@@ -72,20 +66,14 @@ TEST_CASE("small_linear: a row's values do not depend on its neighbours or the t
 }
 
 TEST_CASE("small_linear refuses what it cannot do", "[model][kernels]") {
-    if (!small_linear_supported()) {
-        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-        return;
-    }
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     auto w = torch::randn({8, 16});
     CHECK_THROWS_WITH(small_linear(torch::randn({1, 15}), w, {}), Catch::Contains("width 15"));
     CHECK_THROWS_WITH(small_linear(torch::randn({1, 16}), w.t().contiguous().t(), {}), Catch::Contains("contiguous"));
 }
 
 TEST_CASE("packed_linear: the inference layout gives libtorch's product, row by row alike", "[model][kernels]") {
-    if (!small_linear_supported()) {
-        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-        return;
-    }
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::manual_seed(5);
     // K odd and K below one cache line of a block take the tails; 4128 rows x 300 splits into chunks.
     for (int64_t K : {7, 300}) {
@@ -119,10 +107,7 @@ TEST_CASE("packed_linear: the inference layout gives libtorch's product, row by 
 }
 
 TEST_CASE("int8 weights: per-row scales, products as the dequantized weight gives, rows alike", "[model][kernels]") {
-    if (!small_linear_supported()) {
-        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-        return;
-    }
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::manual_seed(6);
     const int64_t N = 64, K = 300;
     auto w = torch::randn({N, K}) * torch::linspace(0.01, 3.0, N).unsqueeze(1);  // rows of different ranges

@@ -312,10 +312,7 @@ TEST_CASE("adapters that do not fit are rejected with every problem named", "[mo
 }
 
 TEST_CASE("The CPU inference layout: same outputs, merging and moving still work, no gradients", "[model][lora]") {
-    if (!small_linear_supported()) {
-        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-        return;
-    }
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::NoGradGuard ng;
     Probe p;
     auto natural = p.output();
@@ -350,10 +347,7 @@ TEST_CASE("The CPU inference layout: same outputs, merging and moving still work
 }
 
 TEST_CASE("int8 weights on the talker: close to bf16, requantized after merging", "[model][lora]") {
-    if (!small_linear_supported()) {
-        WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set)");
-        return;
-    }
+    if (alexandria::test::skip_without_cpu_kernels()) return;
     torch::NoGradGuard ng;
     Probe p;
     auto natural = p.output();
