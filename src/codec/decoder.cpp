@@ -31,6 +31,16 @@ torch::Tensor CausalConvImpl::forward(const torch::Tensor& x, DecoderState& st) 
     return conv(xin);
 }
 
+torch::Tensor CausalConvImpl::forward_activated(SnakeBetaImpl& act, const torch::Tensor& x, DecoderState& st) {
+    if (pad == 0 || !act.one_pass(x)) return forward(act.forward(x), st);
+    const int64_t len = x.size(-1);
+    auto xin = torch::empty({x.size(0), x.size(1), pad + len}, x.options());
+    xin.narrow(-1, 0, pad).copy_(history_or_zeros(st, slot, x, pad));
+    act.forward_into(x, xin.narrow(-1, pad, len));
+    st.history[size_t(slot)] = xin.narrow(-1, len, pad).clone();
+    return conv(xin);
+}
+
 CausalTransConvImpl::CausalTransConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int& slots,
                                          const torch::TensorOptions& o)
     : slot(slots++), carry((kernel + stride - 1) / stride - 1) {
@@ -149,7 +159,7 @@ ResidualUnitImpl::ResidualUnitImpl(int64_t dim, int64_t dilation, int& slots, co
 }
 
 torch::Tensor ResidualUnitImpl::forward(const torch::Tensor& x, DecoderState& st) {
-    return conv2(act2(conv1(act1(x), st)), st) + x;
+    return conv2(act2(conv1->forward_activated(*act1, x, st)), st).add_(x);
 }
 
 DecoderBlockImpl::DecoderBlockImpl(int64_t in, int64_t out, int64_t rate, int& slots, const torch::TensorOptions& o) {
@@ -271,7 +281,7 @@ torch::Tensor CodecDecoderImpl::upsample_stages(const torch::Tensor& x, DecoderS
 torch::Tensor CodecDecoderImpl::vocoder(const torch::Tensor& x, DecoderState& st) {
     auto h = conv_in(x, st);
     for (auto& b : blocks) h = b(h, st);
-    return conv_out(snake_out(h), st).clamp(-1.0, 1.0);
+    return conv_out->forward_activated(*snake_out, h, st).clamp_(-1.0, 1.0);
 }
 
 torch::Tensor CodecDecoderImpl::forward(const torch::Tensor& codes, DecoderState& st) {

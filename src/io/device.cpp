@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <climits>
+#include <cstdlib>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -46,6 +47,17 @@ torch::Dtype resolve_dtype(const std::string& spec, const DeviceChoice& device) 
     if (spec == "bf16" || spec == "bfloat16") return torch::kBFloat16;
     if (spec == "f16" || spec == "float16") return torch::kFloat16;
     throw InputError(fmt::format("--dtype '{}': expected auto, f32, bf16 or f16", spec));
+}
+
+bool cpu_kernels_enabled() {
+#if defined(__x86_64__) || defined(_M_X64)
+    // ALEXANDRIA_NO_KERNELS=1 falls back to libtorch's operations (for measuring the difference).
+    static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                           std::getenv("ALEXANDRIA_NO_KERNELS") == nullptr;
+    return ok;
+#else
+    return false;
+#endif
 }
 
 void keep_freed_memory() {

@@ -8,8 +8,8 @@
 
 #include "alexandria/io/error.h"
 #include "alexandria/model/kernels.h"
-#include "model/cpu_simd.h"
-#include "model/torch_threads.h"
+#include "io/cpu_simd.h"
+#include "io/torch_threads.h"
 
 namespace alexandria::model::decode {
 

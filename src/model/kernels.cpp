@@ -10,9 +10,10 @@
 #endif
 #include <fmt/format.h>
 
+#include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
-#include "model/cpu_simd.h"
-#include "model/torch_threads.h"
+#include "io/cpu_simd.h"
+#include "io/torch_threads.h"
 
 namespace alexandria::model {
 
@@ -258,16 +259,7 @@ at::Tensor by_passes(const char* what, const at::Tensor& x, int64_t N, int64_t K
 
 }  // namespace
 
-bool small_linear_supported() {
-#ifdef ALEXANDRIA_X86
-    // ALEXANDRIA_NO_KERNELS=1 falls back to libtorch's products (for measuring the difference).
-    static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                           std::getenv("ALEXANDRIA_NO_KERNELS") == nullptr;
-    return ok;
-#else
-    return false;
-#endif
-}
+bool small_linear_supported() { return io::cpu_kernels_enabled(); }
 
 at::Tensor small_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
 #ifdef ALEXANDRIA_X86

@@ -79,6 +79,10 @@ class SnakeBetaImpl : public torch::nn::Module {
 public:
     SnakeBetaImpl(int64_t channels, const torch::TensorOptions& o);
     torch::Tensor forward(const torch::Tensor& x);
+    // forward(x) written into `out`, a [B, C, L] window whose rows may lie inside a wider buffer.
+    void forward_into(const torch::Tensor& x, torch::Tensor out);
+    // Whether x goes through the one-pass CPU loop (fp32 on the CPU without gradients, io::cpu_kernels_enabled()).
+    bool one_pass(const torch::Tensor& x) const;
     torch::Tensor alpha, beta;
 };
 TORCH_MODULE(SnakeBeta);
@@ -234,6 +238,8 @@ public:
     CausalConvImpl(int64_t in, int64_t out, int64_t kernel, int& slots, const torch::TensorOptions& o,
                    int64_t dilation = 1, int64_t groups = 1);
     torch::Tensor forward(const torch::Tensor& x, DecoderState& st);
+    // forward(act(x), st), the activation written straight after the left context (one pass over x, not three).
+    torch::Tensor forward_activated(SnakeBetaImpl& act, const torch::Tensor& x, DecoderState& st);
     ConvLayer conv{nullptr};
     int slot;
     int64_t pad;

@@ -21,6 +21,10 @@ DeviceChoice resolve_device(const std::string& spec);
 // --dtype: "auto" (the device's default above), "f32"/"float32", "bf16"/"bfloat16", "f16"/"float16".
 torch::Dtype resolve_dtype(const std::string& spec, const DeviceChoice& device);
 
+// Our own CPU kernels may run: an x86 CPU with AVX2 and FMA, and ALEXANDRIA_NO_KERNELS unset (set, everything
+// runs through libtorch's operations, to measure against).
+bool cpu_kernels_enabled();
+
 // Called once at start-up by programs that compute on the CPU: glibc keeps freed blocks of any size for reuse
 // instead of mapping blocks over 32 MB afresh each time (a 1.7B prefill widens 50 MB weights per layer; fresh
 // mappings cost a page fault and a zeroed page per 4 KB: 30% of a 1.7B decode's time was the kernel's).

@@ -20,8 +20,8 @@ namespace alexandria::model {
 // rows, where libtorch's sgemm (MKL) runs at ~31 GMAC/s on fp32 weights it must first widen.
 constexpr int64_t kSmallLinearRowsPerPass = 128;
 
-// Whether small_linear() can run: an x86 CPU with AVX2 and FMA (checked once at run time), and the environment
-// does not set ALEXANDRIA_NO_KERNELS (libtorch's products then, to measure against).
+// Whether small_linear() can run: io::cpu_kernels_enabled() (an x86 CPU with AVX2 and FMA, checked once at run
+// time, and ALEXANDRIA_NO_KERNELS unset: libtorch's products then, to measure against).
 bool small_linear_supported();
 
 // x [..., K] (fp32 or bf16; any number of rows), weight [N, K] contiguous (fp32 or bf16), bias [N]

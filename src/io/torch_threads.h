@@ -12,9 +12,9 @@ extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_thread
 extern "C" int omp_get_thread_num(void);
 extern "C" int omp_get_num_threads(void);
 
-namespace alexandria::model {
+namespace alexandria {
 
-namespace detail {
+namespace torch_threads_detail {
 template <typename Body>
 struct ChunkJob {
     const Body* body;
@@ -29,7 +29,7 @@ void run_chunk_job(void* p) {
     const int64_t c0 = t * per, c1 = std::min(job.chunks, c0 + per);
     if (c0 < c1) (*job.body)(c0, c1);
 }
-}  // namespace detail
+}  // namespace torch_threads_detail
 
 // body(c0, c1) over [0, chunks), split into contiguous runs, one per thread (at::parallel_for's split). The body
 // must not throw. A template, not std::function: it runs for every projection of every decoded frame.
@@ -40,8 +40,8 @@ void on_torch_threads(int64_t chunks, const Body& body) {
         body(0, chunks);
         return;
     }
-    detail::ChunkJob<Body> job{&body, chunks};
-    GOMP_parallel(detail::run_chunk_job<Body>, &job, static_cast<unsigned>(threads), 0);
+    torch_threads_detail::ChunkJob<Body> job{&body, chunks};
+    GOMP_parallel(torch_threads_detail::run_chunk_job<Body>, &job, static_cast<unsigned>(threads), 0);
 }
 
-}  // namespace alexandria::model
+}  // namespace alexandria

@@ -1,13 +1,14 @@
 #pragma once
-// What the CPU kernels (kernels.cpp, decode_step.cpp) share. The build targets generic x86-64: functions marked
-// ALEXANDRIA_AVX2 are compiled for AVX2+FMA and only called after the CPU check (small_linear_supported()).
+// What the CPU kernels (the model's products and decoding step, the codec's activations and convolutions) share.
+// The build targets generic x86-64: functions marked ALEXANDRIA_AVX2 are compiled for AVX2+FMA and only called
+// after the CPU check (io::cpu_kernels_enabled(), io/device.h).
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define ALEXANDRIA_X86 1
 #define ALEXANDRIA_AVX2 __attribute__((target("avx2,fma")))
 #define ALEXANDRIA_AVX2_LAMBDA __attribute__((target("avx2,fma"), always_inline))
 
-namespace alexandria::model::simd {
+namespace alexandria::simd {
 
 // The 8 lanes' sum in a fixed order: (lo + hi) then pairwise.
 ALEXANDRIA_AVX2 inline float hsum(__m256 v) {
@@ -17,5 +18,5 @@ ALEXANDRIA_AVX2 inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-}  // namespace alexandria::model::simd
+}  // namespace alexandria::simd
 #endif

@@ -1,0 +1,111 @@
+// The vocoder's own CPU loops against the libtorch formulas they replace: SnakeBeta in one pass (also written into
+// a window of a wider buffer) and a causal conv that takes its activation on the way in.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "alexandria/codec/modules.h"
+#include "alexandria/io/device.h"
+
+using namespace alexandria;
+using namespace alexandria::codec;
+
+namespace {
+
+bool skip_without_cpu_kernels() {
+    if (io::cpu_kernels_enabled()) return false;
+    WARN("not run: no AVX2/FMA here (or ALEXANDRIA_NO_KERNELS is set): libtorch's form runs");
+    return true;
+}
+
+// x + sin²(x·exp(α)) / (exp(β) + 1e-9), per channel, in float64.
+torch::Tensor snake_reference(const torch::Tensor& x, const SnakeBeta& s) {
+    auto xd = x.to(torch::kFloat64);
+    auto a = torch::exp(s->alpha.to(torch::kFloat64)).view({1, -1, 1});
+    auto inv_b = (1.0 / (torch::exp(s->beta.to(torch::kFloat64)) + 1e-9)).view({1, -1, 1});
+    return xd + inv_b * torch::sin(xd * a).pow(2);
+}
+
+SnakeBeta random_snake(int64_t channels) {
+    SnakeBeta s(channels, torch::TensorOptions().dtype(torch::kFloat32));
+    torch::NoGradGuard ng;
+    s->alpha.uniform_(-1.0, 2.0);  // exp(α) from 0.37 to 7.4
+    s->beta.uniform_(-1.0, 1.0);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("SnakeBeta's one-pass loop equals the formula within fp32 rounding", "[codec][kernels]") {
+    if (skip_without_cpu_kernels()) return;
+    torch::manual_seed(3);
+    torch::NoGradGuard ng;
+    auto s = random_snake(5);
+    // lengths with and without an 8-sample tail; magnitudes up to where the argument reduction hands over to the
+    // scalar sine (|x·a| > 1e5)
+    for (int64_t len : {1, 8, 37, 1000}) {
+        for (double scale : {0.01, 1.0, 30.0, 1e4, 1e6}) {
+            INFO("len " << len << ", scale " << scale);
+            auto x = torch::randn({2, 5, len}) * scale;
+            REQUIRE(s->one_pass(x));
+            auto got = s->forward(x);
+            auto want = snake_reference(x, s);
+            // the output's own rounding, plus the square of a sine within a few ulp
+            auto err = (got.to(torch::kFloat64) - want).abs() / (want.abs() + x.to(torch::kFloat64).abs() + 1.0);
+            CHECK(err.max().item<double>() < 4e-7);
+        }
+    }
+}
+
+TEST_CASE("SnakeBeta's loop keeps NaN and gives NaN for infinities, as the formula does", "[codec][kernels]") {
+    if (skip_without_cpu_kernels()) return;
+    torch::NoGradGuard ng;
+    auto s = random_snake(1);
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    auto x = torch::zeros({1, 1, 16});
+    x[0][0][3] = nan;
+    x[0][0][9] = inf;
+    x[0][0][12] = -inf;
+    auto y = s->forward(x);
+    for (int64_t t = 0; t < 16; ++t) {
+        INFO("t " << t);
+        const bool special = t == 3 || t == 9 || t == 12;
+        CHECK(std::isnan(y[0][0][t].item<float>()) == special);
+    }
+}
+
+TEST_CASE("SnakeBeta into a window of a wider buffer leaves the rest alone", "[codec][kernels]") {
+    torch::manual_seed(4);
+    torch::NoGradGuard ng;
+    auto s = random_snake(3);
+    auto x = torch::randn({2, 3, 21});
+    auto buf = torch::full({2, 3, 7 + 21}, 42.0f);
+    s->forward_into(x, buf.narrow(-1, 7, 21));
+    CHECK(torch::equal(buf.narrow(-1, 0, 7), torch::full({2, 3, 7}, 42.0f)));
+    CHECK(torch::equal(buf.narrow(-1, 7, 21), s->forward(x)));
+}
+
+TEST_CASE("a causal conv taking its activation on the way in equals conv(act(x)) across calls", "[codec][kernels]") {
+    torch::manual_seed(5);
+    torch::NoGradGuard ng;
+    auto o = torch::TensorOptions().dtype(torch::kFloat32);
+    auto s = random_snake(4);
+    int slots = 0;
+    CausalConv conv(4, 6, 7, slots, o, /*dilation=*/3);
+    conv->conv->weight.normal_(0.0, 0.2);
+    conv->conv->bias.normal_(0.0, 0.1);
+    DecoderState fused, plain;
+    fused.history.resize(size_t(slots));
+    plain.history.resize(size_t(slots));
+    // calls shorter and longer than the 18-sample left context
+    for (int64_t len : {5, 40, 11, 1}) {
+        INFO("len " << len);
+        auto x = torch::randn({1, 4, len});
+        auto got = conv->forward_activated(*s, x, fused);
+        auto want = conv(s(x), plain);
+        REQUIRE(got.sizes() == want.sizes());
+        CHECK(torch::equal(got, want));
+        CHECK(torch::equal(fused.history[0], plain.history[0]));
+    }
+}
