@@ -114,6 +114,7 @@ Codec Codec::load(const std::string& dir, torch::Device device, torch::Dtype dty
     io::SafetensorsFile file(weights.string());
     CodecModel model(cfg, torch::TensorOptions().dtype(dtype).device(device));
     load_state(*model, file);
+    model->decoder->prepare_cpu_kernels(file, "decoder.");
     return from_model(model, device, dtype, weights_identity(cfg_text, file));
 }
 

@@ -1,8 +1,12 @@
 #include "codec/cpu_kernels.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <vector>
 
 #include "io/cpu_simd.h"
+#include "alexandria/io/error.h"
 #include "io/torch_threads.h"
 
 namespace alexandria::codec::cpu {
@@ -85,6 +89,240 @@ void snake_beta(const float* x, int64_t x_stride, float* out, int64_t out_stride
 #endif
         }
     });
+}
+
+// ---------------------------------------------------------------- Winograd F(2,7)
+//
+// Outputs come in pairs (t, t + d) with t = 2d·m + r, r < d: the pair reads xin[t + j·d], j = 0..7. The input is
+// first split into its 2d phases, Z[s][m] = xin[s + 2d·m], so that pair (r, m)'s input j is Z[r][m + j/2] (j even)
+// or Z[r + d][m + (j−1)/2] (j odd): eight consecutive m are then eight consecutive floats. Pairs are numbered
+// n = r·Mp + m (Mp: the pairs per phase, rounded up to 8) and processed 16 at a time (a panel): transform the
+// inputs into the 8 points, one 6 × 16 product per point over the input channels, transform back into the pairs'
+// two outputs, written to the output's phases Y[s][m] and interleaved into y at the end.
+
+namespace {
+
+// G of F(2,7): the transformed weight at point p is Σ_k G[p][k]·w[k].
+constexpr double kG[8][7] = {
+    {-1, 0, 0, 0, 0, 0, 0},
+    {-2 / 9., -2 / 9., -2 / 9., -2 / 9., -2 / 9., -2 / 9., -2 / 9.},
+    {-2 / 9., 2 / 9., -2 / 9., 2 / 9., -2 / 9., 2 / 9., -2 / 9.},
+    {1 / 90., 1 / 45., 2 / 45., 4 / 45., 8 / 45., 16 / 45., 32 / 45.},
+    {1 / 90., -1 / 45., 2 / 45., -4 / 45., 8 / 45., -16 / 45., 32 / 45.},
+    {32 / 45., 16 / 45., 8 / 45., 4 / 45., 2 / 45., 1 / 45., 1 / 90.},
+    {32 / 45., -16 / 45., 8 / 45., -4 / 45., 2 / 45., -1 / 45., 1 / 90.},
+    {0, 0, 0, 0, 0, 0, 1},
+};
+constexpr int64_t kPoints = 8, kPanel = 16;
+
+struct AlignedFree {
+    void operator()(float* p) const { std::free(p); }
+};
+using Floats = std::unique_ptr<float[], AlignedFree>;
+Floats aligned_floats(int64_t n) {
+    void* p = std::aligned_alloc(64, size_t((n * 4 + 63) / 64 * 64));
+    if (!p) throw Error("codec: out of memory for the convolution's workspace");
+    return Floats(static_cast<float*>(p));
+}
+
+#ifdef ALEXANDRIA_X86
+// out[6][16] = Σ_c u[c][0..6] ⊗ v[c][0..16]: the output channels' transformed weights at one point times a panel
+// of 16 pairs' transformed inputs.
+ALEXANDRIA_AVX2 void product_6x16(const float* u, const float* v, int64_t ci, float* out) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t c = 0; c < ci; ++c, u += 6, v += 16) {
+        const __m256 b0 = _mm256_load_ps(v), b1 = _mm256_load_ps(v + 8);
+        __m256 a = _mm256_broadcast_ss(u);
+        c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(u + 1);
+        c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(u + 2);
+        c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(u + 3);
+        c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(u + 4);
+        c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(u + 5);
+        c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    _mm256_store_ps(out, c00), _mm256_store_ps(out + 8, c01), _mm256_store_ps(out + 16, c10);
+    _mm256_store_ps(out + 24, c11), _mm256_store_ps(out + 32, c20), _mm256_store_ps(out + 40, c21);
+    _mm256_store_ps(out + 48, c30), _mm256_store_ps(out + 56, c31), _mm256_store_ps(out + 64, c40);
+    _mm256_store_ps(out + 72, c41), _mm256_store_ps(out + 80, c50), _mm256_store_ps(out + 88, c51);
+}
+
+// Eight pairs' inputs d[0..8] (8 lanes each) → their 8 points, stored at v + p·stride.
+ALEXANDRIA_AVX2 inline void input_points(const __m256* d, float* v, int64_t stride) {
+    auto k = [](float f) ALEXANDRIA_AVX2_LAMBDA { return _mm256_set1_ps(f); };
+    _mm256_store_ps(v, _mm256_fmadd_ps(k(5.25f), _mm256_sub_ps(d[2], d[4]), _mm256_sub_ps(d[6], d[0])));
+    _mm256_store_ps(v + 7 * stride, _mm256_fmadd_ps(k(5.25f), _mm256_sub_ps(d[3], d[5]), _mm256_sub_ps(d[7], d[1])));
+    __m256 a = _mm256_fnmadd_ps(k(4.25f), d[4], _mm256_add_ps(d[2], d[6]));
+    __m256 b = _mm256_fnmadd_ps(k(4.25f), d[3], _mm256_add_ps(d[1], d[5]));
+    _mm256_store_ps(v + 1 * stride, _mm256_add_ps(a, b));
+    _mm256_store_ps(v + 2 * stride, _mm256_sub_ps(a, b));
+    a = _mm256_fmadd_ps(k(0.25f), d[2], _mm256_fnmadd_ps(k(1.25f), d[4], d[6]));
+    b = _mm256_fmadd_ps(k(0.5f), d[1], _mm256_fmadd_ps(k(-2.5f), d[3], _mm256_mul_ps(k(2.0f), d[5])));
+    _mm256_store_ps(v + 3 * stride, _mm256_add_ps(a, b));
+    _mm256_store_ps(v + 4 * stride, _mm256_sub_ps(a, b));
+    a = _mm256_fmadd_ps(k(4.0f), d[2], _mm256_fnmadd_ps(k(5.0f), d[4], d[6]));
+    b = _mm256_fmadd_ps(k(2.0f), d[1], _mm256_fmadd_ps(k(-2.5f), d[3], _mm256_mul_ps(k(0.5f), d[5])));
+    _mm256_store_ps(v + 5 * stride, _mm256_add_ps(a, b));
+    _mm256_store_ps(v + 6 * stride, _mm256_sub_ps(a, b));
+}
+
+// The 8 points' products m[p] (8 lanes) → the pairs' first and second outputs.
+ALEXANDRIA_AVX2 inline void output_pair(const float* m, int64_t stride, float* y0, float* y1) {
+    __m256 m0 = _mm256_load_ps(m), m1 = _mm256_load_ps(m + stride), m2 = _mm256_load_ps(m + 2 * stride),
+           m3 = _mm256_load_ps(m + 3 * stride), m4 = _mm256_load_ps(m + 4 * stride),
+           m5 = _mm256_load_ps(m + 5 * stride), m6 = _mm256_load_ps(m + 6 * stride),
+           m7 = _mm256_load_ps(m + 7 * stride);
+    __m256 s12 = _mm256_add_ps(m1, m2), s34 = _mm256_add_ps(m3, m4), s56 = _mm256_add_ps(m5, m6);
+    __m256 first = _mm256_add_ps(_mm256_add_ps(m0, s12), _mm256_add_ps(s34, s56));
+    __m256 second = _mm256_add_ps(_mm256_sub_ps(m1, m2), m7);
+    second = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), _mm256_sub_ps(m3, m4), second);
+    second = _mm256_fmadd_ps(_mm256_set1_ps(0.5f), _mm256_sub_ps(m5, m6), second);
+    _mm256_storeu_ps(y0, first);
+    _mm256_storeu_ps(y1, second);
+}
+
+// What every part of one convolution call reads (see the comment above the namespace).
+struct Winograd7Call {
+    const float* xin;
+    int64_t ci, len, d, co;
+    const float* u;
+    int64_t phases, mp, zlen, in_len, n_pairs, panels, row_blocks, per_group;
+    const float* z;  // the input's phases [ci][phases][zlen]
+    float* yz;       // the output's phases [co][phases][mp]
+};
+
+// Panels [g0·per_group, g1·per_group): the points, the products, the pairs' outputs into the output's phases.
+ALEXANDRIA_AVX2 void winograd7_groups(const Winograd7Call& k, int64_t g0, int64_t g1, float* v) {
+    const int64_t ci = k.ci, mp = k.mp, d = k.d, phases = k.phases;
+    alignas(32) float prod[kPoints * kWinogradRows * kPanel];
+    for (int64_t g = g0; g < g1; ++g) {
+        const int64_t first = g * k.per_group, count = std::min(k.per_group, k.panels - first);
+        const int64_t vstride = count * ci * kPanel;  // between points
+        for (int64_t q = 0; q < count; ++q)
+            for (int64_t half = 0; half < 2; ++half) {
+                const int64_t n0 = (first + q) * kPanel + half * 8;
+                float* vq = v + q * ci * kPanel + half * 8;
+                if (n0 >= k.n_pairs) {
+                    for (int64_t c = 0; c < ci; ++c)
+                        for (int64_t p = 0; p < kPoints; ++p)
+                            _mm256_store_ps(vq + c * kPanel + p * vstride, _mm256_setzero_ps());
+                    continue;
+                }
+                const int64_t r = n0 / mp, m0 = n0 % mp;
+                for (int64_t c = 0; c < ci; ++c) {
+                    const float* even = k.z + (c * phases + r) * k.zlen + m0;
+                    const float* odd = k.z + (c * phases + r + d) * k.zlen + m0;
+                    __m256 dv[8];
+                    for (int j = 0; j < 4; ++j) {
+                        dv[2 * j] = _mm256_loadu_ps(even + j);
+                        dv[2 * j + 1] = _mm256_loadu_ps(odd + j);
+                    }
+                    input_points(dv, vq + c * kPanel, vstride);
+                }
+            }
+        for (int64_t rb = 0; rb < k.row_blocks; ++rb)
+            for (int64_t q = 0; q < count; ++q) {
+                for (int64_t p = 0; p < kPoints; ++p)
+                    product_6x16(k.u + (p * k.row_blocks + rb) * ci * kWinogradRows, v + p * vstride + q * ci * kPanel,
+                                 ci, prod + p * kWinogradRows * kPanel);
+                for (int64_t half = 0; half < 2; ++half) {
+                    const int64_t n0 = (first + q) * kPanel + half * 8;
+                    if (n0 >= k.n_pairs) continue;
+                    const int64_t r = n0 / mp, m0 = n0 % mp;
+                    for (int64_t row = 0; row < kWinogradRows; ++row) {
+                        const int64_t o = rb * kWinogradRows + row;
+                        output_pair(prod + row * kPanel + half * 8, kWinogradRows * kPanel,
+                                    k.yz + (o * phases + r) * mp + m0, k.yz + (o * phases + r + d) * mp + m0);
+                    }
+                }
+            }
+    }
+}
+
+void winograd7_run(const float* xin, int64_t ci, int64_t len, int64_t d, const float* u, const float* bias,
+                   int64_t co, float* y) {
+    Winograd7Call k{xin, ci, len, d, co, u};
+    k.phases = 2 * d;
+    const int64_t pairs = (len + k.phases - 1) / k.phases;  // per phase r < d
+    k.mp = (pairs + 7) / 8 * 8;
+    k.zlen = k.mp + 8;  // m + 3 for the last taps, rounded to whole vectors
+    k.in_len = 6 * d + len;
+    k.n_pairs = d * k.mp;  // numbered r·mp + m
+    k.panels = (k.n_pairs + kPanel - 1) / kPanel;
+    k.row_blocks = co / kWinogradRows;
+    // panels per group: the group's transformed inputs (8 points × ci × 16 floats per panel) within ~0.5 MB
+    k.per_group = std::max<int64_t>(1, std::min<int64_t>(8, 1024 / ci));
+    const int64_t groups = (k.panels + k.per_group - 1) / k.per_group;
+
+    // 1. the input's phases, zeros past its end
+    Floats z = aligned_floats(ci * k.phases * k.zlen);
+    on_torch_threads(ci, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c)
+            for (int64_t s = 0; s < k.phases; ++s) {
+                float* dst = z.get() + (c * k.phases + s) * k.zlen;
+                const float* src = xin + c * k.in_len;
+                for (int64_t m = 0; m < k.zlen; ++m) {
+                    const int64_t t = s + k.phases * m;
+                    dst[m] = t < k.in_len ? src[t] : 0.0f;
+                }
+            }
+    });
+    k.z = z.get();
+
+    // 2. the pairs, a group of panels at a time
+    Floats yz = aligned_floats(co * k.phases * k.mp);
+    k.yz = yz.get();
+    std::vector<Floats> workspaces;  // one per thread (the body must not throw, so allocated here)
+    for (int64_t t = 0; t < std::max<int64_t>(1, at::get_num_threads()); ++t)
+        workspaces.push_back(aligned_floats(kPoints * k.per_group * ci * kPanel));
+    on_torch_threads(groups, [&](int64_t g0, int64_t g1) {
+        const int64_t t = std::min<int64_t>(omp_get_thread_num(), int64_t(workspaces.size()) - 1);
+        winograd7_groups(k, g0, g1, workspaces[size_t(t)].get());
+    });
+
+    // 3. the output's phases interleaved, plus the bias
+    on_torch_threads(co, [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+            const float b = bias ? bias[o] : 0.0f;
+            float* dst = y + o * len;
+            for (int64_t s = 0; s < k.phases; ++s) {
+                const float* src = k.yz + (o * k.phases + s) * k.mp;
+                for (int64_t m = 0, t = s; t < len; ++m, t += k.phases) dst[t] = src[m] + b;
+            }
+        }
+    });
+}
+#endif
+
+}  // namespace
+
+int64_t winograd7_weights_size(int64_t co, int64_t ci) { return kPoints * co * ci; }
+
+void winograd7_transform_weights(const float* w, int64_t co, int64_t ci, float* u) {
+    // u[p][co / 6][ci][6]: one point's weights for 6 output channels, input channel by input channel
+    const int64_t row_blocks = co / kWinogradRows;
+    for (int64_t p = 0; p < kPoints; ++p)
+        for (int64_t o = 0; o < co; ++o)
+            for (int64_t c = 0; c < ci; ++c) {
+                double sum = 0;
+                for (int k = 0; k < 7; ++k) sum += kG[p][k] * double(w[(o * ci + c) * 7 + k]);
+                u[((p * row_blocks + o / kWinogradRows) * ci + c) * kWinogradRows + o % kWinogradRows] = float(sum);
+            }
+}
+
+void winograd7_conv(const float* xin, int64_t ci, int64_t len, int64_t dilation, const float* u, const float* bias,
+                    int64_t co, float* y) {
+#ifdef ALEXANDRIA_X86
+    if (co % kWinogradRows != 0) throw Error("winograd7_conv: output channels not a multiple of 6");
+    winograd7_run(xin, ci, len, dilation, u, bias, co, y);
+#else
+    throw Error("winograd7_conv: needs an x86 CPU with AVX2");
+#endif
 }
 
 }  // namespace alexandria::codec::cpu

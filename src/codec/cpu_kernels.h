@@ -13,4 +13,16 @@ namespace alexandria::codec::cpu {
 void snake_beta(const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t rows, int64_t len,
                 const float* a, const float* inv_b, int64_t channels);
 
+// A causal convolution with 7 taps and dilation d as Winograd F(2,7): each pair of outputs d apart costs 8
+// products per input channel instead of 14 (points 0, ±1, ±2, ±1/2, ∞; in fp32 its rounding error is ~3× the
+// direct sum's). For out_channels a multiple of kWinogradRows.
+constexpr int64_t kWinogradRows = 6;
+// The weights transformed once: w [co][ci][7] → u, winograd7_weights_size(co, ci) floats (8/7 of w).
+int64_t winograd7_weights_size(int64_t co, int64_t ci);
+void winograd7_transform_weights(const float* w, int64_t co, int64_t ci, float* u);
+// xin [ci][6d + len] (the left context, then the new samples) → y [co][len] (+ bias [co]). Runs on libtorch's
+// threads.
+void winograd7_conv(const float* xin, int64_t ci, int64_t len, int64_t dilation, const float* u, const float* bias,
+                    int64_t co, float* y);
+
 }  // namespace alexandria::codec::cpu

@@ -4,7 +4,10 @@
 #include <torch/torch.h>
 
 #include "alexandria/codec/modules.h"
+#include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
+#include "alexandria/io/safetensors.h"
+#include "codec/cpu_kernels.h"
 
 namespace alexandria::codec {
 
@@ -28,7 +31,39 @@ torch::Tensor CausalConvImpl::forward(const torch::Tensor& x, DecoderState& st) 
     auto xin = torch::cat({history_or_zeros(st, slot, x, pad), x}, -1);
     // A copy, so the state does not keep the whole (possibly long) input alive.
     st.history[size_t(slot)] = xin.narrow(-1, xin.size(-1) - pad, pad).clone();
-    return conv(xin);
+    return conv_padded(xin);
+}
+
+bool CausalConvImpl::winograd_applies(torch::Device device, torch::Dtype dtype) const {
+    return conv->kernel == 7 && conv->groups == 1 && conv->stride == 1 && conv->weight.size(0) % cpu::kWinogradRows == 0 &&
+           device.is_cpu() && dtype == torch::kFloat32 && conv->weight.scalar_type() == torch::kFloat32 &&
+           io::cpu_kernels_enabled();
+}
+
+void CausalConvImpl::prepare_winograd() {
+    torch::NoGradGuard ng;
+    const auto& w = conv->weight;
+    const int64_t co = w.size(0), ci = w.size(1);
+    auto wc = w.contiguous();
+    winograd_ = torch::empty({cpu::winograd7_weights_size(co, ci)}, wc.options());
+    cpu::winograd7_transform_weights(wc.data_ptr<float>(), co, ci, winograd_.data_ptr<float>());
+    winograd_of_ = w.data_ptr();
+    winograd_version_ = w._version();
+}
+
+torch::Tensor CausalConvImpl::conv_padded(const torch::Tensor& xin) {
+    const auto& w = conv->weight;
+    const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
+    if (grad || !winograd_applies(xin.device(), xin.scalar_type())) return conv(xin);
+    if (!winograd_.defined() || winograd_of_ != w.data_ptr() || winograd_version_ != w._version()) prepare_winograd();
+    auto x = xin.contiguous();
+    const int64_t co = w.size(0), ci = w.size(1), batch = x.size(0), in_len = x.size(2), len = in_len - pad;
+    auto y = torch::empty({batch, co, len}, x.options());
+    auto bias = conv->bias.defined() ? conv->bias.contiguous() : torch::Tensor();
+    for (int64_t b = 0; b < batch; ++b)
+        cpu::winograd7_conv(x.data_ptr<float>() + b * ci * in_len, ci, len, conv->dilation, winograd_.data_ptr<float>(),
+                            bias.defined() ? bias.data_ptr<float>() : nullptr, co, y.data_ptr<float>() + b * co * len);
+    return y;
 }
 
 torch::Tensor CausalConvImpl::forward_activated(SnakeBetaImpl& act, const torch::Tensor& x, DecoderState& st) {
@@ -38,7 +73,7 @@ torch::Tensor CausalConvImpl::forward_activated(SnakeBetaImpl& act, const torch:
     xin.narrow(-1, 0, pad).copy_(history_or_zeros(st, slot, x, pad));
     act.forward_into(x, xin.narrow(-1, pad, len));
     st.history[size_t(slot)] = xin.narrow(-1, len, pad).clone();
-    return conv(xin);
+    return conv_padded(xin);
 }
 
 CausalTransConvImpl::CausalTransConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int& slots,
@@ -257,6 +292,25 @@ CodecDecoderImpl::CodecDecoderImpl(const DecoderConfig& c, const torch::TensorOp
     dec->push_back(snake_out);
     dec->push_back(conv_out);
     register_module("decoder", dec);
+}
+
+void CodecDecoderImpl::prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix) {
+    bool mapped = false;
+    for (const auto& item : named_modules()) {
+        auto cc = std::dynamic_pointer_cast<CausalConvImpl>(item.value());
+        if (!cc) continue;
+        const auto& w = cc->conv->weight;
+        if (!cc->winograd_applies(w.device(), w.scalar_type())) continue;
+        const std::string name = prefix + item.key() + ".conv.weight";
+        if (file.contains(name) && file.view(name).scalar_type() == w.scalar_type()) {
+            torch::NoGradGuard ng;
+            w.set_data(file.view_shared(name));  // the loaded copy is freed
+            mapped = true;
+        }
+        cc->prepare_winograd();
+        file.release(name);
+    }
+    if (mapped) io::return_freed_memory();
 }
 
 DecoderState CodecDecoderImpl::new_state() {

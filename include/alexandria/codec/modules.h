@@ -240,9 +240,20 @@ public:
     torch::Tensor forward(const torch::Tensor& x, DecoderState& st);
     // forward(act(x), st), the activation written straight after the left context (one pass over x, not three).
     torch::Tensor forward_activated(SnakeBetaImpl& act, const torch::Tensor& x, DecoderState& st);
+    // Whether this conv runs through Winograd F(2,7) (codec/cpu_kernels.h) on `device` in `dtype`: 7 taps, output
+    // channels a multiple of 6, fp32 on the CPU, io::cpu_kernels_enabled(); and then only without gradients.
+    bool winograd_applies(torch::Device device, torch::Dtype dtype) const;
+    // Transforms the current weights now (otherwise done at first use, and again whenever they change).
+    void prepare_winograd();
     ConvLayer conv{nullptr};
     int slot;
     int64_t pad;
+private:
+    // conv(xin) for an input that already holds its left context.
+    torch::Tensor conv_padded(const torch::Tensor& xin);
+    torch::Tensor winograd_;
+    const void* winograd_of_ = nullptr;  // the weight's data and version winograd_ was made from
+    uint32_t winograd_version_ = 0;
 };
 TORCH_MODULE(CausalConv);
 
@@ -377,6 +388,10 @@ public:
     torch::Tensor vocoder(const torch::Tensor& x, DecoderState& st);          // → [B,1,1920L], clamped
     // codes [B, 16, L] int64 in 0..2047 → [B, 1, 1920·L]. With a fresh state this is the reference forward.
     torch::Tensor forward(const torch::Tensor& codes, DecoderState& st);
+    // After loading from `file` (this decoder's tensors named under `prefix`): the convolutions that run through
+    // Winograd on this device get their transformed weights now, and their weights themselves stay in the file's
+    // mapping with the pages handed back, so memory holds them once, in the form used.
+    void prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix);
 
     DecoderSplitRVQ quantizer{nullptr};
     CausalConv pre_conv{nullptr};
