@@ -325,4 +325,93 @@ void winograd7_conv(const float* xin, int64_t ci, int64_t len, int64_t dilation,
 #endif
 }
 
+// ---------------------------------------------------------------- transposed convolution (kernel 2s, stride s)
+
+namespace {
+
+#ifdef ALEXANDRIA_X86
+struct TransposedCall {
+    const float* xin;
+    int64_t ci, len, s, co;
+    const float* u;
+    const float* bias;
+    float* y;
+    int64_t k, row_blocks, panels, per_group, groups, row_splits;
+    const float* v;  // the columns, panel by panel: [panels][2ci][16]
+};
+
+// Task = (group of panels, range of row blocks): the products and their scatter into y.
+ALEXANDRIA_AVX2 void transposed_tasks(const TransposedCall& c, int64_t t0, int64_t t1) {
+    alignas(32) float prod[kWinogradRows * kPanel];
+    const int64_t out_len = c.len * c.s;
+    for (int64_t task = t0; task < t1; ++task) {
+        const int64_t g = task / c.row_splits, split = task % c.row_splits;
+        const int64_t rb0 = split * c.row_blocks / c.row_splits, rb1 = (split + 1) * c.row_blocks / c.row_splits;
+        const int64_t p0 = g * c.per_group, p1 = std::min(c.panels, p0 + c.per_group);
+        for (int64_t rb = rb0; rb < rb1; ++rb)
+            for (int64_t p = p0; p < p1; ++p) {
+                product_6x16(c.u + rb * c.k * kWinogradRows, c.v + p * c.k * kPanel, c.k, prod);
+                const int64_t t_begin = p * kPanel, t_end = std::min(c.len, t_begin + kPanel);
+                for (int64_t i = 0; i < kWinogradRows; ++i) {
+                    const int64_t row = rb * kWinogradRows + i, j = row / c.co, o = row % c.co;
+                    const float b = c.bias ? c.bias[o] : 0.0f;
+                    float* dst = c.y + o * out_len + j;
+                    for (int64_t t = t_begin; t < t_end; ++t) dst[t * c.s] = prod[i * kPanel + t - t_begin] + b;
+                }
+            }
+    }
+}
+#endif
+
+}  // namespace
+
+int64_t transposed_weights_size(int64_t co, int64_t ci, int64_t stride) { return stride * co * 2 * ci; }
+
+void transform_transposed_weights(const float* w, int64_t co, int64_t ci, int64_t s, float* u) {
+    // u[rows / 6][2ci][6] with row = j·co + o; column c < ci meets x[t+1] (tap j), ci + c meets x[t] (tap j + s)
+    const int64_t k = 2 * ci;
+    for (int64_t row = 0; row < s * co; ++row) {
+        const int64_t j = row / co, o = row % co;
+        float* dst = u + (row / kWinogradRows) * k * kWinogradRows + row % kWinogradRows;
+        for (int64_t c = 0; c < ci; ++c) {
+            dst[c * kWinogradRows] = w[(c * co + o) * 2 * s + j];
+            dst[(ci + c) * kWinogradRows] = w[(c * co + o) * 2 * s + j + s];
+        }
+    }
+}
+
+void transposed_conv(const float* xin, int64_t ci, int64_t len, int64_t s, const float* u, const float* bias,
+                     int64_t co, float* y) {
+#ifdef ALEXANDRIA_X86
+    if ((s * co) % kWinogradRows != 0) throw Error("transposed_conv: stride × output channels not a multiple of 6");
+    TransposedCall c{xin, ci, len, s, co, u, bias, y};
+    c.k = 2 * ci;
+    c.row_blocks = s * co / kWinogradRows;
+    c.panels = (len + kPanel - 1) / kPanel;
+    // panels per group: the group's columns (2ci × 16 floats per panel) within ~0.25 MB
+    c.per_group = std::max<int64_t>(1, 2048 / c.k);
+    c.groups = (c.panels + c.per_group - 1) / c.per_group;
+    const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+    c.row_splits = std::max<int64_t>(1, std::min(c.row_blocks, 2 * threads / c.groups));
+    // the columns: (x[t+1]; x[t]) for t < len, zeros past the end
+    Floats v = aligned_floats(c.panels * c.k * kPanel);
+    const int64_t in_len = len + 1;
+    on_torch_threads(c.panels, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+            for (int64_t r = 0; r < c.k; ++r) {
+                const float* src = xin + (r % ci) * in_len + (r < ci ? 1 : 0);
+                float* dst = v.get() + (p * c.k + r) * kPanel;
+                for (int64_t i = 0; i < kPanel; ++i) {
+                    const int64_t t = p * kPanel + i;
+                    dst[i] = t < len ? src[t] : 0.0f;
+                }
+            }
+    });
+    c.v = v.get();
+    on_torch_threads(c.groups * c.row_splits, [&](int64_t t0, int64_t t1) { transposed_tasks(c, t0, t1); });
+#else
+    throw Error("transposed_conv: needs an x86 CPU with AVX2");
+#endif
+}
+
 }  // namespace alexandria::codec::cpu

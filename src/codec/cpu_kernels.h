@@ -25,4 +25,15 @@ void winograd7_transform_weights(const float* w, int64_t co, int64_t ci, float* 
 void winograd7_conv(const float* xin, int64_t ci, int64_t len, int64_t dilation, const float* u, const float* bias,
                     int64_t co, float* y);
 
+// A transposed convolution with kernel 2s and stride s, as the vocoder's upsampling uses it, as one product: output
+// sample t·s + j of channel o is row j·co + o of [rows = s·co] × [2·ci] weights times the column (x[t+1]; x[t]).
+// For s·co a multiple of kWinogradRows.
+// w [ci][co][2s] → u, transposed_weights_size(co, ci, s) floats (as many as w).
+int64_t transposed_weights_size(int64_t co, int64_t ci, int64_t stride);
+void transform_transposed_weights(const float* w, int64_t co, int64_t ci, int64_t stride, float* u);
+// xin [ci][1 + len] (the previous call's last sample, then the new ones) → y [co][len·s] (+ bias [co]): the
+// reference's output with its last s samples dropped. Runs on libtorch's threads.
+void transposed_conv(const float* xin, int64_t ci, int64_t len, int64_t stride, const float* u, const float* bias,
+                     int64_t co, float* y);
+
 }  // namespace alexandria::codec::cpu

@@ -45,23 +45,22 @@ void CausalConvImpl::prepare_winograd() {
     const auto& w = conv->weight;
     const int64_t co = w.size(0), ci = w.size(1);
     auto wc = w.contiguous();
-    winograd_ = torch::empty({cpu::winograd7_weights_size(co, ci)}, wc.options());
-    cpu::winograd7_transform_weights(wc.data_ptr<float>(), co, ci, winograd_.data_ptr<float>());
-    winograd_of_ = w.data_ptr();
-    winograd_version_ = w._version();
+    winograd_.form = torch::empty({cpu::winograd7_weights_size(co, ci)}, wc.options());
+    cpu::winograd7_transform_weights(wc.data_ptr<float>(), co, ci, winograd_.form.data_ptr<float>());
+    winograd_.made_from(w);
 }
 
 torch::Tensor CausalConvImpl::conv_padded(const torch::Tensor& xin) {
     const auto& w = conv->weight;
     const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
     if (grad || !winograd_applies(xin.device(), xin.scalar_type())) return conv(xin);
-    if (!winograd_.defined() || winograd_of_ != w.data_ptr() || winograd_version_ != w._version()) prepare_winograd();
+    if (!winograd_.current(w)) prepare_winograd();
     auto x = xin.contiguous();
     const int64_t co = w.size(0), ci = w.size(1), batch = x.size(0), in_len = x.size(2), len = in_len - pad;
     auto y = torch::empty({batch, co, len}, x.options());
     auto bias = conv->bias.defined() ? conv->bias.contiguous() : torch::Tensor();
     for (int64_t b = 0; b < batch; ++b)
-        cpu::winograd7_conv(x.data_ptr<float>() + b * ci * in_len, ci, len, conv->dilation, winograd_.data_ptr<float>(),
+        cpu::winograd7_conv(x.data_ptr<float>() + b * ci * in_len, ci, len, conv->dilation, winograd_.form.data_ptr<float>(),
                             bias.defined() ? bias.data_ptr<float>() : nullptr, co, y.data_ptr<float>() + b * co * len);
     return y;
 }
@@ -83,6 +82,22 @@ CausalTransConvImpl::CausalTransConvImpl(int64_t in, int64_t out, int64_t kernel
     conv = register_module("conv", ConvTransposeLayer(in, out, kernel, stride, o));
 }
 
+bool CausalTransConvImpl::kernel_applies(torch::Device device, torch::Dtype dtype) const {
+    const auto& w = conv->weight;  // [in, out, k]
+    return conv->kernel == 2 * conv->stride && (conv->stride * w.size(1)) % cpu::kWinogradRows == 0 && device.is_cpu() &&
+           dtype == torch::kFloat32 && w.scalar_type() == torch::kFloat32 && io::cpu_kernels_enabled();
+}
+
+void CausalTransConvImpl::prepare_kernel() {
+    torch::NoGradGuard ng;
+    const auto& w = conv->weight;
+    const int64_t ci = w.size(0), co = w.size(1), s = conv->stride;
+    auto wc = w.contiguous();
+    form_.form = torch::empty({cpu::transposed_weights_size(co, ci, s)}, wc.options());
+    cpu::transform_transposed_weights(wc.data_ptr<float>(), co, ci, s, form_.form.data_ptr<float>());
+    form_.made_from(w);
+}
+
 torch::Tensor CausalTransConvImpl::forward(const torch::Tensor& x, DecoderState& st) {
     // Output sample j needs inputs floor(j/s) − carry .. floor(j/s); with `carry` earlier inputs prepended (zeros
     // at the start, like the reference) the kept window [carry·s, carry·s + L·s) is exactly the reference output
@@ -91,7 +106,16 @@ torch::Tensor CausalTransConvImpl::forward(const torch::Tensor& x, DecoderState&
     if (carry == 0) return conv(x).narrow(-1, 0, len * s);
     auto xin = torch::cat({history_or_zeros(st, slot, x, carry), x}, -1);
     st.history[size_t(slot)] = xin.narrow(-1, xin.size(-1) - carry, carry).clone();
-    return conv(xin).narrow(-1, carry * s, len * s);
+    const auto& w = conv->weight;
+    const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
+    if (grad || !kernel_applies(xin.device(), xin.scalar_type())) return conv(xin).narrow(-1, carry * s, len * s);
+    if (!form_.current(w)) prepare_kernel();
+    const int64_t ci = w.size(0), co = w.size(1), batch = xin.size(0);
+    auto y = torch::empty({batch, co, len * s}, xin.options());
+    for (int64_t b = 0; b < batch; ++b)
+        cpu::transposed_conv(xin.data_ptr<float>() + b * ci * (len + 1), ci, len, s, form_.form.data_ptr<float>(),
+                             conv->bias.data_ptr<float>(), co, y.data_ptr<float>() + b * co * len * s);
+    return y;
 }
 
 ConvNeXtBlockImpl::ConvNeXtBlockImpl(int64_t dim, int& slots, const torch::TensorOptions& o) {
@@ -296,19 +320,25 @@ CodecDecoderImpl::CodecDecoderImpl(const DecoderConfig& c, const torch::TensorOp
 
 void CodecDecoderImpl::prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix) {
     bool mapped = false;
-    for (const auto& item : named_modules()) {
-        auto cc = std::dynamic_pointer_cast<CausalConvImpl>(item.value());
-        if (!cc) continue;
-        const auto& w = cc->conv->weight;
-        if (!cc->winograd_applies(w.device(), w.scalar_type())) continue;
-        const std::string name = prefix + item.key() + ".conv.weight";
+    // The weights of `layer` (named `name` in the file) into the file's mapping, then their form made by `prepare`.
+    auto remap = [&](torch::Tensor& w, const std::string& name, auto&& prepare) {
         if (file.contains(name) && file.view(name).scalar_type() == w.scalar_type()) {
             torch::NoGradGuard ng;
             w.set_data(file.view_shared(name));  // the loaded copy is freed
             mapped = true;
         }
-        cc->prepare_winograd();
+        prepare();
         file.release(name);
+    };
+    for (const auto& item : named_modules()) {
+        const std::string name = prefix + item.key() + ".conv.weight";
+        if (auto cc = std::dynamic_pointer_cast<CausalConvImpl>(item.value())) {
+            auto& w = cc->conv->weight;
+            if (cc->winograd_applies(w.device(), w.scalar_type())) remap(w, name, [&] { cc->prepare_winograd(); });
+        } else if (auto tc = std::dynamic_pointer_cast<CausalTransConvImpl>(item.value())) {
+            auto& w = tc->conv->weight;
+            if (tc->kernel_applies(w.device(), w.scalar_type())) remap(w, name, [&] { tc->prepare_kernel(); });
+        }
     }
     if (mapped) io::return_freed_memory();
 }

@@ -167,3 +167,55 @@ TEST_CASE("a 7-tap causal conv streams through Winograd and follows a change of 
     fresh.history.resize(size_t(slots));
     CHECK((conv(x, fresh) - direct(x)).abs().max().item<double>() < 2e-5);
 }
+
+TEST_CASE("the upsampling transposed conv as one product equals libtorch's within fp32 rounding", "[codec][kernels]") {
+    if (skip_without_cpu_kernels()) return;
+    torch::manual_seed(8);
+    torch::NoGradGuard ng;
+    // the vocoder's strides; stride × output channels a multiple of 6; lengths below, at and past a panel of 16
+    for (auto [s, ci, co] : {std::tuple<int64_t, int64_t, int64_t>{8, 12, 3}, {5, 20, 6}, {4, 7, 3}, {3, 16, 2}})
+        for (int64_t len : {1, 15, 16, 17, 100}) {
+            INFO("stride " << s << ", ci " << ci << ", co " << co << ", len " << len);
+            auto xin = torch::randn({ci, 1 + len});
+            auto w = torch::randn({ci, co, 2 * s}) / std::sqrt(2.0 * double(ci));
+            auto bias = torch::randn({co});
+            auto u = torch::empty({codec::cpu::transposed_weights_size(co, ci, s)});
+            codec::cpu::transform_transposed_weights(w.data_ptr<float>(), co, ci, s, u.data_ptr<float>());
+            auto got = torch::empty({co, len * s});
+            codec::cpu::transposed_conv(xin.data_ptr<float>(), ci, len, s, u.data_ptr<float>(), bias.data_ptr<float>(),
+                                        co, got.data_ptr<float>());
+            auto want = torch::conv_transpose1d(xin.to(torch::kFloat64).unsqueeze(0), w.to(torch::kFloat64),
+                                                bias.to(torch::kFloat64), {s}, {0})
+                            .squeeze(0)
+                            .narrow(-1, s, len * s);
+            CHECK((got.to(torch::kFloat64) - want).abs().max().item<double>() < 1e-6 * want.abs().max().item<double>());
+        }
+}
+
+TEST_CASE("a causal transposed conv streams through the product and follows a change of its weights", "[codec][kernels]") {
+    torch::manual_seed(9);
+    torch::NoGradGuard ng;
+    auto o = torch::TensorOptions().dtype(torch::kFloat32);
+    int slots = 0;
+    CausalTransConv up(10, 6, 10, 5, slots, o);
+    up->conv->weight.normal_(0.0, 0.2);
+    up->conv->bias.normal_(0.0, 0.1);
+    auto x = torch::randn({2, 10, 23});
+    auto reference = [&](const torch::Tensor& in) {
+        auto padded = torch::constant_pad_nd(in, {1, 0});
+        return torch::conv_transpose1d(padded, up->conv->weight, up->conv->bias, {5}, {0}).narrow(-1, 5, 23 * 5);
+    };
+    DecoderState one;
+    one.history.resize(size_t(slots));
+    auto whole = up(x, one);
+    CHECK((whole - reference(x)).abs().max().item<double>() < 1e-5);
+    DecoderState st;
+    st.history.resize(size_t(slots));
+    std::vector<torch::Tensor> parts;
+    for (auto [a, n] : {std::pair<int64_t, int64_t>{0, 1}, {1, 17}, {18, 5}}) parts.push_back(up(x.narrow(-1, a, n), st));
+    CHECK((torch::cat(parts, -1) - whole).abs().max().item<double>() < 1e-5);
+    up->conv->weight.mul_(3.0);
+    DecoderState fresh;
+    fresh.history.resize(size_t(slots));
+    CHECK((up(x, fresh) - reference(x)).abs().max().item<double>() < 3e-5);
+}

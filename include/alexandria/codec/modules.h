@@ -232,6 +232,16 @@ struct DecoderState {
     int64_t position = 0;                      // transformer positions consumed
 };
 
+// A layer's weights in the form one of our CPU kernels reads (codec/cpu_kernels.h), and which weights they were
+// made from: made again whenever the weights change (another tensor, or written in place).
+struct KernelForm {
+    torch::Tensor form;
+    const void* of = nullptr;
+    uint32_t version = 0;
+    bool current(const torch::Tensor& w) const { return form.defined() && of == w.data_ptr() && version == w._version(); }
+    void made_from(const torch::Tensor& w) { of = w.data_ptr(), version = w._version(); }
+};
+
 // Stride-1 causal conv (`….conv`), P = (k−1)·d zeros on the left.
 class CausalConvImpl : public torch::nn::Module {
 public:
@@ -251,9 +261,7 @@ public:
 private:
     // conv(xin) for an input that already holds its left context.
     torch::Tensor conv_padded(const torch::Tensor& xin);
-    torch::Tensor winograd_;
-    const void* winograd_of_ = nullptr;  // the weight's data and version winograd_ was made from
-    uint32_t winograd_version_ = 0;
+    KernelForm winograd_;
 };
 TORCH_MODULE(CausalConv);
 
@@ -263,9 +271,16 @@ public:
     CausalTransConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int& slots,
                         const torch::TensorOptions& o);
     torch::Tensor forward(const torch::Tensor& x, DecoderState& st);
+    // Whether this runs as one product of our own (codec/cpu_kernels.h transposed_conv) on `device` in `dtype`:
+    // kernel 2·stride, stride × output channels a multiple of 6, fp32 on the CPU, io::cpu_kernels_enabled(); and
+    // then only without gradients.
+    bool kernel_applies(torch::Device device, torch::Dtype dtype) const;
+    void prepare_kernel();  // the weights' form now (otherwise at first use, and whenever they change)
     ConvTransposeLayer conv{nullptr};
     int slot;
     int64_t carry;
+private:
+    KernelForm form_;
 };
 TORCH_MODULE(CausalTransConv);
 
