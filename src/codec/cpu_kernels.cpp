@@ -325,92 +325,147 @@ void winograd7_conv(const float* xin, int64_t ci, int64_t len, int64_t dilation,
 #endif
 }
 
-// ---------------------------------------------------------------- transposed convolution (kernel 2s, stride s)
+// ---------------------------------------------------------------- products with re-laid weights
+//
+// [rows × k] weights, laid out as u[rows / 6][k][6], times columns packed 16 at a time, v[panel][k][16]: each
+// 6 × 16 block of the product goes to a store(row_block, panel, block) that puts it where the layer wants it.
 
 namespace {
 
+int64_t round_up_rows(int64_t rows) { return (rows + kWinogradRows - 1) / kWinogradRows * kWinogradRows; }
+
 #ifdef ALEXANDRIA_X86
-struct TransposedCall {
-    const float* xin;
-    int64_t ci, len, s, co;
-    const float* u;
-    const float* bias;
-    float* y;
-    int64_t k, row_blocks, panels, per_group, groups, row_splits;
-    const float* v;  // the columns, panel by panel: [panels][2ci][16]
+struct ProductPlan {
+    int64_t k, row_blocks, panels;
+    int64_t per_group = 1;   // panels whose columns stay in cache while every row block passes over them
+    int64_t row_splits = 1;  // row ranges per group, so that few panels still give every thread work
+    int64_t tasks() const { return (panels + per_group - 1) / per_group * row_splits; }
 };
 
-// Task = (group of panels, range of row blocks): the products and their scatter into y.
-ALEXANDRIA_AVX2 void transposed_tasks(const TransposedCall& c, int64_t t0, int64_t t1) {
+ProductPlan plan_products(int64_t k, int64_t rows, int64_t panels) {
+    ProductPlan p{k, round_up_rows(rows) / kWinogradRows, panels};
+    p.per_group = std::max<int64_t>(1, 2048 / k);  // ~0.25 MB of columns
+    const int64_t groups = (panels + p.per_group - 1) / p.per_group;
+    const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+    p.row_splits = std::max<int64_t>(1, std::min(p.row_blocks, 2 * threads / groups));
+    return p;
+}
+
+template <typename Store>
+ALEXANDRIA_AVX2 void product_tasks(const ProductPlan& plan, const float* u, const float* v, int64_t t0, int64_t t1,
+                                   const Store& store) {
     alignas(32) float prod[kWinogradRows * kPanel];
-    const int64_t out_len = c.len * c.s;
     for (int64_t task = t0; task < t1; ++task) {
-        const int64_t g = task / c.row_splits, split = task % c.row_splits;
-        const int64_t rb0 = split * c.row_blocks / c.row_splits, rb1 = (split + 1) * c.row_blocks / c.row_splits;
-        const int64_t p0 = g * c.per_group, p1 = std::min(c.panels, p0 + c.per_group);
+        const int64_t g = task / plan.row_splits, split = task % plan.row_splits;
+        const int64_t rb0 = split * plan.row_blocks / plan.row_splits;
+        const int64_t rb1 = (split + 1) * plan.row_blocks / plan.row_splits;
+        const int64_t p0 = g * plan.per_group, p1 = std::min(plan.panels, p0 + plan.per_group);
         for (int64_t rb = rb0; rb < rb1; ++rb)
             for (int64_t p = p0; p < p1; ++p) {
-                product_6x16(c.u + rb * c.k * kWinogradRows, c.v + p * c.k * kPanel, c.k, prod);
-                const int64_t t_begin = p * kPanel, t_end = std::min(c.len, t_begin + kPanel);
-                for (int64_t i = 0; i < kWinogradRows; ++i) {
-                    const int64_t row = rb * kWinogradRows + i, j = row / c.co, o = row % c.co;
-                    const float b = c.bias ? c.bias[o] : 0.0f;
-                    float* dst = c.y + o * out_len + j;
-                    for (int64_t t = t_begin; t < t_end; ++t) dst[t * c.s] = prod[i * kPanel + t - t_begin] + b;
-                }
+                product_6x16(u + rb * plan.k * kWinogradRows, v + p * plan.k * kPanel, plan.k, prod);
+                store(rb, p, prod);
             }
     }
 }
+
+template <typename Store>
+void run_products(const ProductPlan& plan, const float* u, const float* v, const Store& store) {
+    on_torch_threads(plan.tasks(), [&](int64_t t0, int64_t t1) { product_tasks(plan, u, v, t0, t1, store); });
+}
 #endif
 
+// w [rows][k] → u[rows / 6][k][6] (rows rounded up to 6 with zeros); w_at(row, c) gives w's value.
+template <typename At>
+void lay_out_rows(int64_t rows, int64_t k, float* u, const At& w_at) {
+    for (int64_t row = 0; row < round_up_rows(rows); ++row) {
+        float* dst = u + (row / kWinogradRows) * k * kWinogradRows + row % kWinogradRows;
+        for (int64_t c = 0; c < k; ++c) dst[c * kWinogradRows] = row < rows ? w_at(row, c) : 0.0f;
+    }
+}
+
 }  // namespace
+
+// ---------------------------------------------------------------- transposed convolution (kernel 2s, stride s)
 
 int64_t transposed_weights_size(int64_t co, int64_t ci, int64_t stride) { return stride * co * 2 * ci; }
 
 void transform_transposed_weights(const float* w, int64_t co, int64_t ci, int64_t s, float* u) {
-    // u[rows / 6][2ci][6] with row = j·co + o; column c < ci meets x[t+1] (tap j), ci + c meets x[t] (tap j + s)
-    const int64_t k = 2 * ci;
-    for (int64_t row = 0; row < s * co; ++row) {
+    // row j·co + o; column c < ci meets x[t+1] (tap j), ci + c meets x[t] (tap j + s)
+    lay_out_rows(s * co, 2 * ci, u, [&](int64_t row, int64_t c) {
         const int64_t j = row / co, o = row % co;
-        float* dst = u + (row / kWinogradRows) * k * kWinogradRows + row % kWinogradRows;
-        for (int64_t c = 0; c < ci; ++c) {
-            dst[c * kWinogradRows] = w[(c * co + o) * 2 * s + j];
-            dst[(ci + c) * kWinogradRows] = w[(c * co + o) * 2 * s + j + s];
-        }
-    }
+        return c < ci ? w[(c * co + o) * 2 * s + j] : w[((c - ci) * co + o) * 2 * s + j + s];
+    });
 }
 
 void transposed_conv(const float* xin, int64_t ci, int64_t len, int64_t s, const float* u, const float* bias,
                      int64_t co, float* y) {
 #ifdef ALEXANDRIA_X86
     if ((s * co) % kWinogradRows != 0) throw Error("transposed_conv: stride × output channels not a multiple of 6");
-    TransposedCall c{xin, ci, len, s, co, u, bias, y};
-    c.k = 2 * ci;
-    c.row_blocks = s * co / kWinogradRows;
-    c.panels = (len + kPanel - 1) / kPanel;
-    // panels per group: the group's columns (2ci × 16 floats per panel) within ~0.25 MB
-    c.per_group = std::max<int64_t>(1, 2048 / c.k);
-    c.groups = (c.panels + c.per_group - 1) / c.per_group;
-    const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-    c.row_splits = std::max<int64_t>(1, std::min(c.row_blocks, 2 * threads / c.groups));
+    const int64_t k = 2 * ci, panels = (len + kPanel - 1) / kPanel, in_len = len + 1;
     // the columns: (x[t+1]; x[t]) for t < len, zeros past the end
-    Floats v = aligned_floats(c.panels * c.k * kPanel);
-    const int64_t in_len = len + 1;
-    on_torch_threads(c.panels, [&](int64_t p0, int64_t p1) {
+    Floats v = aligned_floats(panels * k * kPanel);
+    on_torch_threads(panels, [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p)
-            for (int64_t r = 0; r < c.k; ++r) {
+            for (int64_t r = 0; r < k; ++r) {
                 const float* src = xin + (r % ci) * in_len + (r < ci ? 1 : 0);
-                float* dst = v.get() + (p * c.k + r) * kPanel;
+                float* dst = v.get() + (p * k + r) * kPanel;
                 for (int64_t i = 0; i < kPanel; ++i) {
                     const int64_t t = p * kPanel + i;
                     dst[i] = t < len ? src[t] : 0.0f;
                 }
             }
     });
-    c.v = v.get();
-    on_torch_threads(c.groups * c.row_splits, [&](int64_t t0, int64_t t1) { transposed_tasks(c, t0, t1); });
+    const int64_t out_len = len * s;
+    run_products(plan_products(k, s * co, panels), u, v.get(), [&](int64_t rb, int64_t p, const float* prod) {
+        const int64_t t_begin = p * kPanel, t_end = std::min(len, t_begin + kPanel);
+        for (int64_t i = 0; i < kWinogradRows; ++i) {
+            const int64_t row = rb * kWinogradRows + i, j = row / co, o = row % co;
+            const float b = bias ? bias[o] : 0.0f;
+            float* dst = y + o * out_len + j;
+            for (int64_t t = t_begin; t < t_end; ++t) dst[t * s] = prod[i * kPanel + t - t_begin] + b;
+        }
+    });
 #else
     throw Error("transposed_conv: needs an x86 CPU with AVX2");
+#endif
+}
+
+// ---------------------------------------------------------------- linear layers
+
+int64_t linear_weights_size(int64_t n, int64_t k) { return round_up_rows(n) * k; }
+
+void transform_linear_weights(const float* w, int64_t n, int64_t k, float* u) {
+    lay_out_rows(n, k, u, [&](int64_t row, int64_t c) { return w[row * k + c]; });
+}
+
+void linear(const float* x, int64_t rows, int64_t k, const float* u, const float* bias, int64_t n, float* y) {
+#ifdef ALEXANDRIA_X86
+    const int64_t panels = (rows + kPanel - 1) / kPanel;
+    // the columns: x's rows, 16 at a time, transposed (zeros past the last row)
+    Floats v = aligned_floats(panels * k * kPanel);
+    on_torch_threads(panels, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+            float* dst = v.get() + p * k * kPanel;
+            for (int64_t i = 0; i < kPanel; ++i) {
+                const int64_t r = p * kPanel + i;
+                if (r < rows)
+                    for (int64_t c = 0; c < k; ++c) dst[c * kPanel + i] = x[r * k + c];
+                else
+                    for (int64_t c = 0; c < k; ++c) dst[c * kPanel + i] = 0.0f;
+            }
+        }
+    });
+    run_products(plan_products(k, n, panels), u, v.get(), [&](int64_t rb, int64_t p, const float* prod) {
+        const int64_t r_begin = p * kPanel, r_end = std::min(rows, r_begin + kPanel);
+        for (int64_t i = 0; i < kWinogradRows; ++i) {
+            const int64_t o = rb * kWinogradRows + i;
+            if (o >= n) break;  // the zero rows that round n up to 6
+            const float b = bias ? bias[o] : 0.0f;
+            for (int64_t r = r_begin; r < r_end; ++r) y[r * n + o] = prod[i * kPanel + r - r_begin] + b;
+        }
+    });
+#else
+    throw Error("linear: needs an x86 CPU with AVX2");
 #endif
 }
 

@@ -36,4 +36,11 @@ void transform_transposed_weights(const float* w, int64_t co, int64_t ci, int64_
 void transposed_conv(const float* xin, int64_t ci, int64_t len, int64_t stride, const float* u, const float* bias,
                      int64_t co, float* y);
 
+// A linear layer, y [rows][n] = x [rows][k] · wᵀ + bias: the decoder's transformer and ConvNeXt layers, where a
+// dozen to a few dozen rows meet weights of 2-16 MB.
+// w [n][k] → u, linear_weights_size(n, k) floats (w's, n rounded up to a multiple of kWinogradRows).
+int64_t linear_weights_size(int64_t n, int64_t k);
+void transform_linear_weights(const float* w, int64_t n, int64_t k, float* u);
+void linear(const float* x, int64_t rows, int64_t k, const float* u, const float* bias, int64_t n, float* y);
+
 }  // namespace alexandria::codec::cpu

@@ -338,6 +338,10 @@ void CodecDecoderImpl::prepare_cpu_kernels(const io::SafetensorsFile& file, cons
         } else if (auto tc = std::dynamic_pointer_cast<CausalTransConvImpl>(item.value())) {
             auto& w = tc->conv->weight;
             if (tc->kernel_applies(w.device(), w.scalar_type())) remap(w, name, [&] { tc->prepare_kernel(); });
+        } else if (auto lin = std::dynamic_pointer_cast<LinearLayerImpl>(item.value())) {
+            auto& w = lin->weight;
+            if (lin->kernel_applies(w.device(), w.scalar_type()))
+                remap(w, prefix + item.key() + ".weight", [&] { lin->prepare_kernel(); });
         }
     }
     if (mapped) io::return_freed_memory();

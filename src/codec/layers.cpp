@@ -38,6 +38,34 @@ LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, bool has_bias, const t
     if (has_bias) bias = register_parameter("bias", torch::empty({out}, o));
 }
 
+bool LinearLayerImpl::kernel_applies(torch::Device device, torch::Dtype dtype) const {
+    return device.is_cpu() && dtype == torch::kFloat32 && weight.scalar_type() == torch::kFloat32 &&
+           io::cpu_kernels_enabled();
+}
+
+void LinearLayerImpl::prepare_kernel() {
+    torch::NoGradGuard ng;
+    auto wc = weight.contiguous();
+    const int64_t n = wc.size(0), k = wc.size(1);
+    form_.form = torch::empty({cpu::linear_weights_size(n, k)}, wc.options());
+    cpu::transform_linear_weights(wc.data_ptr<float>(), n, k, form_.form.data_ptr<float>());
+    form_.made_from(weight);
+}
+
+torch::Tensor LinearLayerImpl::forward(const torch::Tensor& x) {
+    const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
+    if (grad || !form_.current(weight) || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32)
+        return torch::linear(x, weight, bias);
+    const int64_t n = weight.size(0), k = weight.size(1);
+    auto xc = x.reshape({-1, k}).contiguous();
+    auto y = torch::empty({xc.size(0), n}, xc.options());
+    cpu::linear(xc.data_ptr<float>(), xc.size(0), k, form_.form.data_ptr<float>(),
+                bias.defined() ? bias.data_ptr<float>() : nullptr, n, y.data_ptr<float>());
+    auto sizes = x.sizes().vec();
+    sizes.back() = n;
+    return y.view(sizes);
+}
+
 LayerNormLayerImpl::LayerNormLayerImpl(int64_t dim, double eps_, const torch::TensorOptions& o) : eps(eps_) {
     weight = register_parameter("weight", torch::empty({dim}, o));
     bias = register_parameter("bias", torch::empty({dim}, o));

@@ -219,3 +219,42 @@ TEST_CASE("a causal transposed conv streams through the product and follows a ch
     fresh.history.resize(size_t(slots));
     CHECK((up(x, fresh) - reference(x)).abs().max().item<double>() < 3e-5);
 }
+
+TEST_CASE("the linear product equals libtorch's within fp32 rounding, any number of outputs", "[codec][kernels]") {
+    if (skip_without_cpu_kernels()) return;
+    torch::manual_seed(10);
+    torch::NoGradGuard ng;
+    for (auto [k, n] : {std::pair<int64_t, int64_t>{5, 6}, {64, 10}, {512, 1024}, {33, 1}})
+        for (int64_t rows : {1, 12, 16, 17, 48}) {
+            INFO("k " << k << ", n " << n << ", rows " << rows);
+            auto x = torch::randn({rows, k});
+            auto w = torch::randn({n, k}) / std::sqrt(double(k));
+            auto bias = torch::randn({n});
+            auto u = torch::empty({codec::cpu::linear_weights_size(n, k)});
+            codec::cpu::transform_linear_weights(w.data_ptr<float>(), n, k, u.data_ptr<float>());
+            auto got = torch::full({rows, n}, 7.0f);
+            codec::cpu::linear(x.data_ptr<float>(), rows, k, u.data_ptr<float>(), bias.data_ptr<float>(), n,
+                               got.data_ptr<float>());
+            auto want = torch::linear(x.to(torch::kFloat64), w.to(torch::kFloat64), bias.to(torch::kFloat64));
+            CHECK((got.to(torch::kFloat64) - want).abs().max().item<double>() < 1e-6 * want.abs().max().item<double>());
+        }
+}
+
+TEST_CASE("a prepared linear layer uses the product, and libtorch again once its weights change", "[codec][kernels]") {
+    if (skip_without_cpu_kernels()) return;
+    torch::manual_seed(11);
+    torch::NoGradGuard ng;
+    LinearLayer lin(40, 1024, true, torch::TensorOptions().dtype(torch::kFloat32));
+    lin->weight.normal_(0.0, 0.15);
+    lin->bias.normal_(0.0, 0.1);
+    auto x = torch::randn({2, 12, 40});
+    auto plain = lin(x);  // not prepared: libtorch
+    CHECK(torch::equal(plain, torch::linear(x, lin->weight, lin->bias)));
+    REQUIRE(lin->kernel_applies(torch::kCPU, torch::kFloat32));
+    lin->prepare_kernel();
+    auto fast = lin(x);
+    REQUIRE(fast.sizes() == plain.sizes());
+    CHECK((fast - plain).abs().max().item<double>() < 1e-5);
+    lin->weight.mul_(0.5);
+    CHECK(torch::equal(lin(x), torch::linear(x, lin->weight, lin->bias)));
+}

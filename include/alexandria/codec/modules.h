@@ -18,6 +18,17 @@ namespace alexandria::codec {
 
 // ---------------------------------------------------------------- leaf layers (hold checkpoint tensors)
 
+// A layer's weights in the form one of our CPU kernels reads (codec/cpu_kernels.h), and which weights they were
+// made from: made again whenever the weights change (another tensor, or written in place).
+struct KernelForm {
+    torch::Tensor form;
+    const void* of = nullptr;
+    uint32_t version = 0;
+    bool current(const torch::Tensor& w) const { return form.defined() && of == w.data_ptr() && version == w._version(); }
+    void made_from(const torch::Tensor& w) { of = w.data_ptr(), version = w._version(); }
+};
+
+
 // Unpadded Conv1d; weight [out, in/groups, k].
 class ConvLayerImpl : public torch::nn::Module {
 public:
@@ -42,8 +53,14 @@ TORCH_MODULE(ConvTransposeLayer);
 class LinearLayerImpl : public torch::nn::Module {
 public:
     LinearLayerImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& o);
-    torch::Tensor forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+    torch::Tensor forward(const torch::Tensor& x);
+    // The weights re-laid for our CPU product (codec/cpu_kernels.h linear), which forward then uses for fp32 CPU
+    // input without gradients while the weights stay as they were (the decoder's are prepared at load).
+    bool kernel_applies(torch::Device device, torch::Dtype dtype) const;
+    void prepare_kernel();
     torch::Tensor weight, bias;
+private:
+    KernelForm form_;
 };
 TORCH_MODULE(LinearLayer);
 
@@ -230,16 +247,6 @@ struct DecoderState {
     std::vector<torch::Tensor> history;  // per conv slot: the last inputs the next call's window needs
     std::vector<torch::Tensor> keys, values;  // per transformer layer: last (window − 1) keys/values after RoPE
     int64_t position = 0;                      // transformer positions consumed
-};
-
-// A layer's weights in the form one of our CPU kernels reads (codec/cpu_kernels.h), and which weights they were
-// made from: made again whenever the weights change (another tensor, or written in place).
-struct KernelForm {
-    torch::Tensor form;
-    const void* of = nullptr;
-    uint32_t version = 0;
-    bool current(const torch::Tensor& w) const { return form.defined() && of == w.data_ptr() && version == w._version(); }
-    void made_from(const torch::Tensor& w) { of = w.data_ptr(), version = w._version(); }
 };
 
 // Stride-1 causal conv (`….conv`), P = (k−1)·d zeros on the left.
