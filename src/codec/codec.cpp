@@ -113,7 +113,7 @@ Codec Codec::load(const std::string& dir, torch::Device device, torch::Dtype dty
     CodecConfig cfg = CodecConfig::load(cfg_path.string());
     io::SafetensorsFile file(weights.string());
     CodecModel model(cfg, torch::TensorOptions().dtype(dtype).device(device));
-    load_state(*model, file);
+    load_state(*model, file, model->decoder->kernel_weights("decoder."));
     model->decoder->prepare_cpu_kernels(file, "decoder.");
     return from_model(model, device, dtype, weights_identity(cfg_text, file));
 }

@@ -3,6 +3,9 @@
 // runs one-shot (fresh state: zero padding, positions from 0) and streaming (state carried between calls).
 #include <torch/torch.h>
 
+#include <functional>
+#include <set>
+
 #include "alexandria/codec/modules.h"
 #include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
@@ -45,22 +48,22 @@ void CausalConvImpl::prepare_winograd() {
     const auto& w = conv->weight;
     const int64_t co = w.size(0), ci = w.size(1);
     auto wc = w.contiguous();
-    winograd_.form = torch::empty({cpu::winograd7_weights_size(co, ci)}, wc.options());
-    cpu::winograd7_transform_weights(wc.data_ptr<float>(), co, ci, winograd_.form.data_ptr<float>());
-    winograd_.made_from(w);
+    kernel_form.form = torch::empty({cpu::winograd7_weights_size(co, ci)}, wc.options());
+    cpu::winograd7_transform_weights(wc.data_ptr<float>(), co, ci, kernel_form.form.data_ptr<float>());
+    kernel_form.made_from(w);
 }
 
 torch::Tensor CausalConvImpl::conv_padded(const torch::Tensor& xin) {
     const auto& w = conv->weight;
     const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
     if (grad || !winograd_applies(xin.device(), xin.scalar_type())) return conv(xin);
-    if (!winograd_.current(w)) prepare_winograd();
+    if (!kernel_form.current(w)) prepare_winograd();
     auto x = xin.contiguous();
     const int64_t co = w.size(0), ci = w.size(1), batch = x.size(0), in_len = x.size(2), len = in_len - pad;
     auto y = torch::empty({batch, co, len}, x.options());
     auto bias = conv->bias.defined() ? conv->bias.contiguous() : torch::Tensor();
     for (int64_t b = 0; b < batch; ++b)
-        cpu::winograd7_conv(x.data_ptr<float>() + b * ci * in_len, ci, len, conv->dilation, winograd_.form.data_ptr<float>(),
+        cpu::winograd7_conv(x.data_ptr<float>() + b * ci * in_len, ci, len, conv->dilation, kernel_form.form.data_ptr<float>(),
                             bias.defined() ? bias.data_ptr<float>() : nullptr, co, y.data_ptr<float>() + b * co * len);
     return y;
 }
@@ -93,9 +96,9 @@ void CausalTransConvImpl::prepare_kernel() {
     const auto& w = conv->weight;
     const int64_t ci = w.size(0), co = w.size(1), s = conv->stride;
     auto wc = w.contiguous();
-    form_.form = torch::empty({cpu::transposed_weights_size(co, ci, s)}, wc.options());
-    cpu::transform_transposed_weights(wc.data_ptr<float>(), co, ci, s, form_.form.data_ptr<float>());
-    form_.made_from(w);
+    kernel_form.form = torch::empty({cpu::transposed_weights_size(co, ci, s)}, wc.options());
+    cpu::transform_transposed_weights(wc.data_ptr<float>(), co, ci, s, kernel_form.form.data_ptr<float>());
+    kernel_form.made_from(w);
 }
 
 torch::Tensor CausalTransConvImpl::forward(const torch::Tensor& x, DecoderState& st) {
@@ -109,11 +112,11 @@ torch::Tensor CausalTransConvImpl::forward(const torch::Tensor& x, DecoderState&
     const auto& w = conv->weight;
     const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
     if (grad || !kernel_applies(xin.device(), xin.scalar_type())) return conv(xin).narrow(-1, carry * s, len * s);
-    if (!form_.current(w)) prepare_kernel();
+    if (!kernel_form.current(w)) prepare_kernel();
     const int64_t ci = w.size(0), co = w.size(1), batch = xin.size(0);
     auto y = torch::empty({batch, co, len * s}, xin.options());
     for (int64_t b = 0; b < batch; ++b)
-        cpu::transposed_conv(xin.data_ptr<float>() + b * ci * (len + 1), ci, len, s, form_.form.data_ptr<float>(),
+        cpu::transposed_conv(xin.data_ptr<float>() + b * ci * (len + 1), ci, len, s, kernel_form.form.data_ptr<float>(),
                              conv->bias.data_ptr<float>(), co, y.data_ptr<float>() + b * co * len * s);
     return y;
 }
@@ -318,33 +321,34 @@ CodecDecoderImpl::CodecDecoderImpl(const DecoderConfig& c, const torch::TensorOp
     register_module("decoder", dec);
 }
 
-void CodecDecoderImpl::prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix) {
-    bool mapped = false;
-    // The weights of `layer` (named `name` in the file) into the file's mapping, then their form made by `prepare`.
-    auto remap = [&](torch::Tensor& w, const std::string& name, auto&& prepare) {
-        if (file.contains(name) && file.view(name).scalar_type() == w.scalar_type()) {
-            torch::NoGradGuard ng;
-            w.set_data(file.view_shared(name));  // the loaded copy is freed
-            mapped = true;
-        }
-        prepare();
-        file.release(name);
-    };
+void CodecDecoderImpl::for_each_kernel_layer(
+    const std::string& prefix, const std::function<void(const std::string&, const std::function<void()>&)>& f) {
     for (const auto& item : named_modules()) {
-        const std::string name = prefix + item.key() + ".conv.weight";
+        const std::string conv_weight = prefix + item.key() + ".conv.weight";
         if (auto cc = std::dynamic_pointer_cast<CausalConvImpl>(item.value())) {
-            auto& w = cc->conv->weight;
-            if (cc->winograd_applies(w.device(), w.scalar_type())) remap(w, name, [&] { cc->prepare_winograd(); });
+            const auto& w = cc->conv->weight;
+            if (cc->winograd_applies(w.device(), w.scalar_type())) f(conv_weight, [cc] { cc->prepare_winograd(); });
         } else if (auto tc = std::dynamic_pointer_cast<CausalTransConvImpl>(item.value())) {
-            auto& w = tc->conv->weight;
-            if (tc->kernel_applies(w.device(), w.scalar_type())) remap(w, name, [&] { tc->prepare_kernel(); });
+            const auto& w = tc->conv->weight;
+            if (tc->kernel_applies(w.device(), w.scalar_type())) f(conv_weight, [tc] { tc->prepare_kernel(); });
         } else if (auto lin = std::dynamic_pointer_cast<LinearLayerImpl>(item.value())) {
-            auto& w = lin->weight;
-            if (lin->kernel_applies(w.device(), w.scalar_type()))
-                remap(w, prefix + item.key() + ".weight", [&] { lin->prepare_kernel(); });
+            if (lin->kernel_applies(lin->weight.device(), lin->weight.scalar_type()))
+                f(prefix + item.key() + ".weight", [lin] { lin->prepare_kernel(); });
         }
     }
-    if (mapped) io::return_freed_memory();
+}
+
+std::set<std::string> CodecDecoderImpl::kernel_weights(const std::string& prefix) {
+    std::set<std::string> names;
+    for_each_kernel_layer(prefix, [&](const std::string& name, const std::function<void()>&) { names.insert(name); });
+    return names;
+}
+
+void CodecDecoderImpl::prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix) {
+    for_each_kernel_layer(prefix, [&](const std::string& name, const std::function<void()>& prepare) {
+        prepare();
+        file.release(name);  // the mapping's pages the form was read from (nothing where the weights were copied)
+    });
 }
 
 DecoderState CodecDecoderImpl::new_state() {

@@ -47,19 +47,19 @@ void LinearLayerImpl::prepare_kernel() {
     torch::NoGradGuard ng;
     auto wc = weight.contiguous();
     const int64_t n = wc.size(0), k = wc.size(1);
-    form_.form = torch::empty({cpu::linear_weights_size(n, k)}, wc.options());
-    cpu::transform_linear_weights(wc.data_ptr<float>(), n, k, form_.form.data_ptr<float>());
-    form_.made_from(weight);
+    kernel_form.form = torch::empty({cpu::linear_weights_size(n, k)}, wc.options());
+    cpu::transform_linear_weights(wc.data_ptr<float>(), n, k, kernel_form.form.data_ptr<float>());
+    kernel_form.made_from(weight);
 }
 
 torch::Tensor LinearLayerImpl::forward(const torch::Tensor& x) {
     const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
-    if (grad || !form_.current(weight) || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32)
+    if (grad || !kernel_form.current(weight) || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32)
         return torch::linear(x, weight, bias);
     const int64_t n = weight.size(0), k = weight.size(1);
     auto xc = x.reshape({-1, k}).contiguous();
     auto y = torch::empty({xc.size(0), n}, xc.options());
-    cpu::linear(xc.data_ptr<float>(), xc.size(0), k, form_.form.data_ptr<float>(),
+    cpu::linear(xc.data_ptr<float>(), xc.size(0), k, kernel_form.form.data_ptr<float>(),
                 bias.defined() ? bias.data_ptr<float>() : nullptr, n, y.data_ptr<float>());
     auto sizes = x.sizes().vec();
     sizes.back() = n;
@@ -191,7 +191,7 @@ std::string shape_str(c10::IntArrayRef s) {
 }
 }  // namespace
 
-void load_state(torch::nn::Module& m, const io::SafetensorsFile& file) {
+void load_state(torch::nn::Module& m, const io::SafetensorsFile& file, const std::set<std::string>& keep_mapped) {
     auto tensors = named_tensors(m);
     std::vector<std::string> missing, misshaped, unexpected;
     std::set<std::string> known;
@@ -234,7 +234,10 @@ void load_state(torch::nn::Module& m, const io::SafetensorsFile& file) {
         // The encoder only turns reference clips into codes (ICL prompts, dataset preparation): where the file holds
         // a tensor as wanted (fp32, CPU), it stays in the file's mapping and comes into memory when the encoder first
         // runs (215 MB of the 12 Hz tokenizer's 650, which an x-vector or CustomVoice synthesis never reads).
-        if (name.rfind("encoder.", 0) == 0 && t.device().is_cpu() && src.scalar_type() == t.scalar_type()) {
+        // The decoder's weights that our CPU kernels read in another form (keep_mapped) are read from the mapping
+        // once, when the form is made (CodecDecoderImpl::prepare_cpu_kernels).
+        const bool mapped = name.rfind("encoder.", 0) == 0 || keep_mapped.count(name) != 0;
+        if (mapped && t.device().is_cpu() && src.scalar_type() == t.scalar_type()) {
             t.set_data(file.view_shared(name));
             continue;
         }

@@ -7,6 +7,8 @@
 // Each stage is a public method so parity fixtures can compare it on its own.
 #include <torch/torch.h>
 
+#include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,8 +61,7 @@ public:
     bool kernel_applies(torch::Device device, torch::Dtype dtype) const;
     void prepare_kernel();
     torch::Tensor weight, bias;
-private:
-    KernelForm form_;
+    KernelForm kernel_form;
 };
 TORCH_MODULE(LinearLayer);
 
@@ -268,7 +269,8 @@ public:
 private:
     // conv(xin) for an input that already holds its left context.
     torch::Tensor conv_padded(const torch::Tensor& xin);
-    KernelForm winograd_;
+public:
+    KernelForm kernel_form;
 };
 TORCH_MODULE(CausalConv);
 
@@ -286,8 +288,7 @@ public:
     ConvTransposeLayer conv{nullptr};
     int slot;
     int64_t carry;
-private:
-    KernelForm form_;
+    KernelForm kernel_form;
 };
 TORCH_MODULE(CausalTransConv);
 
@@ -410,9 +411,11 @@ public:
     torch::Tensor vocoder(const torch::Tensor& x, DecoderState& st);          // → [B,1,1920L], clamped
     // codes [B, 16, L] int64 in 0..2047 → [B, 1, 1920·L]. With a fresh state this is the reference forward.
     torch::Tensor forward(const torch::Tensor& codes, DecoderState& st);
-    // After loading from `file` (this decoder's tensors named under `prefix`): the convolutions that run through
-    // Winograd on this device get their transformed weights now, and their weights themselves stay in the file's
-    // mapping with the pages handed back, so memory holds them once, in the form used.
+    // The layers that run through our CPU kernels on this device (codec/cpu_kernels.h) read their weights in
+    // another form. kernel_weights: those weights' names (under `prefix`), which load_state leaves in the file's
+    // mapping; prepare_cpu_kernels, after loading: the forms made now and the mapping's pages handed back, so
+    // memory holds each weight once, in the form used.
+    std::set<std::string> kernel_weights(const std::string& prefix);
     void prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix);
 
     DecoderSplitRVQ quantizer{nullptr};
@@ -424,6 +427,10 @@ public:
     SnakeBeta snake_out{nullptr};           // decoder.n+1
     CausalConv conv_out{nullptr};           // decoder.n+2
     int slots = 0;
+private:
+    // f(weight name, make its form) for each layer that runs through our CPU kernels on its device.
+    void for_each_kernel_layer(const std::string& prefix,
+                               const std::function<void(const std::string&, const std::function<void()>&)>& f);
 };
 TORCH_MODULE(CodecDecoder);
 
@@ -443,7 +450,9 @@ TORCH_MODULE(CodecModel);
 std::vector<std::pair<std::string, torch::Tensor>> named_tensors(const torch::nn::Module& m);
 
 // Strict load: copies each named tensor from `file` (converting dtype, onto the tensor's device). InputError
-// listing every missing, unexpected and mis-shaped tensor when the two key sets or shapes differ.
-void load_state(torch::nn::Module& m, const io::SafetensorsFile& file);
+// listing every missing, unexpected and mis-shaped tensor when the two key sets or shapes differ. The encoder's
+// tensors and those named in `keep_mapped`, where the file holds them as wanted (fp32, CPU), stay in the file's
+// mapping instead and come into memory when first read.
+void load_state(torch::nn::Module& m, const io::SafetensorsFile& file, const std::set<std::string>& keep_mapped = {});
 
 }  // namespace alexandria::codec
