@@ -114,7 +114,7 @@ Codec Codec::load(const std::string& dir, torch::Device device, torch::Dtype dty
     io::SafetensorsFile file(weights.string());
     CodecModel model(cfg, torch::TensorOptions().dtype(dtype).device(device));
     load_state(*model, file, model->decoder->kernel_weights("decoder."));
-    model->decoder->prepare_cpu_kernels(file, "decoder.");
+    model->decoder->prepare_cpu_kernels(&file, "decoder.");
     return from_model(model, device, dtype, weights_identity(cfg_text, file));
 }
 
@@ -124,6 +124,7 @@ Codec Codec::from_model(CodecModel model, torch::Device device, torch::Dtype dty
     model->eval();
     for (auto& p : model->parameters()) p.set_requires_grad(false);
     prime_codebooks(model);
+    model->decoder->prepare_cpu_kernels();  // made already where load() read the file
     c.s_->model = model;
     c.s_->device = device;
     c.s_->dtype = dtype;

@@ -37,13 +37,13 @@ torch::Tensor CausalConvImpl::forward(const torch::Tensor& x, DecoderState& st) 
     return conv_padded(xin);
 }
 
-bool CausalConvImpl::winograd_applies(torch::Device device, torch::Dtype dtype) const {
+bool CausalConvImpl::kernel_applies(torch::Device device, torch::Dtype dtype) const {
     return conv->kernel == 7 && conv->groups == 1 && conv->stride == 1 && conv->weight.size(0) % cpu::kWinogradRows == 0 &&
            device.is_cpu() && dtype == torch::kFloat32 && conv->weight.scalar_type() == torch::kFloat32 &&
            io::cpu_kernels_enabled();
 }
 
-void CausalConvImpl::prepare_winograd() {
+void CausalConvImpl::prepare_kernel() {
     torch::NoGradGuard ng;
     const auto& w = conv->weight;
     const int64_t co = w.size(0), ci = w.size(1);
@@ -56,8 +56,8 @@ void CausalConvImpl::prepare_winograd() {
 torch::Tensor CausalConvImpl::conv_padded(const torch::Tensor& xin) {
     const auto& w = conv->weight;
     const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
-    if (grad || !winograd_applies(xin.device(), xin.scalar_type())) return conv(xin);
-    if (!kernel_form.current(w)) prepare_winograd();
+    if (grad || !kernel_applies(xin.device(), xin.scalar_type())) return conv(xin);
+    if (!kernel_form.current(w)) prepare_kernel();
     auto x = xin.contiguous();
     const int64_t co = w.size(0), ci = w.size(1), batch = x.size(0), in_len = x.size(2), len = in_len - pad;
     auto y = torch::empty({batch, co, len}, x.options());
@@ -327,13 +327,15 @@ void CodecDecoderImpl::for_each_kernel_layer(
         const std::string conv_weight = prefix + item.key() + ".conv.weight";
         if (auto cc = std::dynamic_pointer_cast<CausalConvImpl>(item.value())) {
             const auto& w = cc->conv->weight;
-            if (cc->winograd_applies(w.device(), w.scalar_type())) f(conv_weight, [cc] { cc->prepare_winograd(); });
+            if (cc->kernel_applies(w.device(), w.scalar_type()))
+                f(conv_weight, [cc] { if (!cc->kernel_form.current(cc->conv->weight)) cc->prepare_kernel(); });
         } else if (auto tc = std::dynamic_pointer_cast<CausalTransConvImpl>(item.value())) {
             const auto& w = tc->conv->weight;
-            if (tc->kernel_applies(w.device(), w.scalar_type())) f(conv_weight, [tc] { tc->prepare_kernel(); });
+            if (tc->kernel_applies(w.device(), w.scalar_type()))
+                f(conv_weight, [tc] { if (!tc->kernel_form.current(tc->conv->weight)) tc->prepare_kernel(); });
         } else if (auto lin = std::dynamic_pointer_cast<LinearLayerImpl>(item.value())) {
             if (lin->kernel_applies(lin->weight.device(), lin->weight.scalar_type()))
-                f(prefix + item.key() + ".weight", [lin] { lin->prepare_kernel(); });
+                f(prefix + item.key() + ".weight", [lin] { if (!lin->kernel_form.current(lin->weight)) lin->prepare_kernel(); });
         }
     }
 }
@@ -344,10 +346,10 @@ std::set<std::string> CodecDecoderImpl::kernel_weights(const std::string& prefix
     return names;
 }
 
-void CodecDecoderImpl::prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix) {
+void CodecDecoderImpl::prepare_cpu_kernels(const io::SafetensorsFile* file, const std::string& prefix) {
     for_each_kernel_layer(prefix, [&](const std::string& name, const std::function<void()>& prepare) {
         prepare();
-        file.release(name);  // the mapping's pages the form was read from (nothing where the weights were copied)
+        if (file) file->release(name);  // the mapping's pages the form was read from (none if the weights were copied)
     });
 }
 

@@ -260,9 +260,9 @@ public:
     torch::Tensor forward_activated(SnakeBetaImpl& act, const torch::Tensor& x, DecoderState& st);
     // Whether this conv runs through Winograd F(2,7) (codec/cpu_kernels.h) on `device` in `dtype`: 7 taps, output
     // channels a multiple of 6, fp32 on the CPU, io::cpu_kernels_enabled(); and then only without gradients.
-    bool winograd_applies(torch::Device device, torch::Dtype dtype) const;
+    bool kernel_applies(torch::Device device, torch::Dtype dtype) const;
     // Transforms the current weights now (otherwise done at first use, and again whenever they change).
-    void prepare_winograd();
+    void prepare_kernel();
     ConvLayer conv{nullptr};
     int slot;
     int64_t pad;
@@ -413,10 +413,10 @@ public:
     torch::Tensor forward(const torch::Tensor& codes, DecoderState& st);
     // The layers that run through our CPU kernels on this device (codec/cpu_kernels.h) read their weights in
     // another form. kernel_weights: those weights' names (under `prefix`), which load_state leaves in the file's
-    // mapping; prepare_cpu_kernels, after loading: the forms made now and the mapping's pages handed back, so
-    // memory holds each weight once, in the form used.
+    // mapping; prepare_cpu_kernels: the forms not yet made are made now and, where the weights came from `file`,
+    // the mapping's pages handed back, so memory holds each weight once, in the form used.
     std::set<std::string> kernel_weights(const std::string& prefix);
-    void prepare_cpu_kernels(const io::SafetensorsFile& file, const std::string& prefix);
+    void prepare_cpu_kernels(const io::SafetensorsFile* file = nullptr, const std::string& prefix = "");
 
     DecoderSplitRVQ quantizer{nullptr};
     CausalConv pre_conv{nullptr};
