@@ -256,7 +256,8 @@ public:
     CausalConvImpl(int64_t in, int64_t out, int64_t kernel, int& slots, const torch::TensorOptions& o,
                    int64_t dilation = 1, int64_t groups = 1);
     torch::Tensor forward(const torch::Tensor& x, DecoderState& st);
-    // forward(act(x), st), the activation written straight after the left context (one pass over x, not three).
+    // forward(act(x), st), the activation written straight after the left context (one pass over x instead of
+    // libtorch's five and a concatenation).
     torch::Tensor forward_activated(SnakeBetaImpl& act, const torch::Tensor& x, DecoderState& st);
     // Whether this conv runs through Winograd F(2,7) (codec/cpu_kernels.h) on `device` in `dtype`: 7 taps, output
     // channels a multiple of 6, fp32 on the CPU, io::cpu_kernels_enabled(); and then only without gradients.
@@ -266,11 +267,10 @@ public:
     ConvLayer conv{nullptr};
     int slot;
     int64_t pad;
+    KernelForm kernel_form;
 private:
     // conv(xin) for an input that already holds its left context.
     torch::Tensor conv_padded(const torch::Tensor& xin);
-public:
-    KernelForm kernel_form;
 };
 TORCH_MODULE(CausalConv);
 
