@@ -13,6 +13,17 @@ namespace alexandria::codec::cpu {
 
 namespace {
 
+int64_t round_up_rows(int64_t rows) { return (rows + kWinogradRows - 1) / kWinogradRows * kWinogradRows; }
+
+// w [rows][k] → u[rows / 6][k][6] (rows rounded up to 6 with zeros); w_at(row, c) gives w's value.
+template <typename At>
+void lay_out_rows(int64_t rows, int64_t k, float* u, const At& w_at) {
+    for (int64_t row = 0; row < round_up_rows(rows); ++row) {
+        float* dst = u + (row / kWinogradRows) * k * kWinogradRows + row % kWinogradRows;
+        for (int64_t c = 0; c < k; ++c) dst[c * kWinogradRows] = row < rows ? w_at(row, c) : 0.0f;
+    }
+}
+
 // One lane's result the way libtorch computes it (the tails, and arguments too large for the vector reduction).
 inline float snake_one(float x, float a, float inv_b) {
     float s = std::sin(x * a);
@@ -304,15 +315,13 @@ void winograd7_run(const float* xin, int64_t ci, int64_t len, int64_t d, const f
 int64_t winograd7_weights_size(int64_t co, int64_t ci) { return kPoints * co * ci; }
 
 void winograd7_transform_weights(const float* w, int64_t co, int64_t ci, float* u) {
-    // u[p][co / 6][ci][6]: one point's weights for 6 output channels, input channel by input channel
-    const int64_t row_blocks = co / kWinogradRows;
+    // u[p]: point p's [co × ci] weights laid out as the product reads them
     for (int64_t p = 0; p < kPoints; ++p)
-        for (int64_t o = 0; o < co; ++o)
-            for (int64_t c = 0; c < ci; ++c) {
-                double sum = 0;
-                for (int k = 0; k < 7; ++k) sum += kG[p][k] * double(w[(o * ci + c) * 7 + k]);
-                u[((p * row_blocks + o / kWinogradRows) * ci + c) * kWinogradRows + o % kWinogradRows] = float(sum);
-            }
+        lay_out_rows(co, ci, u + p * co * ci, [&](int64_t o, int64_t c) {
+            double sum = 0;
+            for (int k = 0; k < 7; ++k) sum += kG[p][k] * double(w[(o * ci + c) * 7 + k]);
+            return float(sum);
+        });
 }
 
 void winograd7_conv(const float* xin, int64_t ci, int64_t len, int64_t dilation, const float* u, const float* bias,
@@ -331,8 +340,6 @@ void winograd7_conv(const float* xin, int64_t ci, int64_t len, int64_t dilation,
 // 6 × 16 block of the product goes to a store(row_block, panel, block) that puts it where the layer wants it.
 
 namespace {
-
-int64_t round_up_rows(int64_t rows) { return (rows + kWinogradRows - 1) / kWinogradRows * kWinogradRows; }
 
 #ifdef ALEXANDRIA_X86
 struct ProductPlan {
@@ -374,14 +381,6 @@ void run_products(const ProductPlan& plan, const float* u, const float* v, const
 }
 #endif
 
-// w [rows][k] → u[rows / 6][k][6] (rows rounded up to 6 with zeros); w_at(row, c) gives w's value.
-template <typename At>
-void lay_out_rows(int64_t rows, int64_t k, float* u, const At& w_at) {
-    for (int64_t row = 0; row < round_up_rows(rows); ++row) {
-        float* dst = u + (row / kWinogradRows) * k * kWinogradRows + row % kWinogradRows;
-        for (int64_t c = 0; c < k; ++c) dst[c * kWinogradRows] = row < rows ? w_at(row, c) : 0.0f;
-    }
-}
 
 }  // namespace
 

@@ -7,7 +7,6 @@
 #include <set>
 
 #include "alexandria/codec/modules.h"
-#include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
 #include "alexandria/io/safetensors.h"
 #include "codec/cpu_kernels.h"
@@ -39,25 +38,19 @@ torch::Tensor CausalConvImpl::forward(const torch::Tensor& x, DecoderState& st) 
 
 bool CausalConvImpl::kernel_applies(torch::Device device, torch::Dtype dtype) const {
     return conv->kernel == 7 && conv->groups == 1 && conv->stride == 1 && conv->weight.size(0) % cpu::kWinogradRows == 0 &&
-           device.is_cpu() && dtype == torch::kFloat32 && conv->weight.scalar_type() == torch::kFloat32 &&
-           io::cpu_kernels_enabled();
+           KernelForm::runs_on(device, dtype, conv->weight);
 }
 
 void CausalConvImpl::prepare_kernel() {
-    torch::NoGradGuard ng;
-    const auto& w = conv->weight;
-    const int64_t co = w.size(0), ci = w.size(1);
-    auto wc = w.contiguous();
-    kernel_form.form = torch::empty({cpu::winograd7_weights_size(co, ci)}, wc.options());
-    cpu::winograd7_transform_weights(wc.data_ptr<float>(), co, ci, kernel_form.form.data_ptr<float>());
-    kernel_form.made_from(w);
+    const int64_t co = conv->weight.size(0), ci = conv->weight.size(1);
+    kernel_form.make(conv->weight, cpu::winograd7_weights_size(co, ci),
+                     [&](const float* w, float* u) { cpu::winograd7_transform_weights(w, co, ci, u); });
 }
 
 torch::Tensor CausalConvImpl::conv_padded(const torch::Tensor& xin) {
     const auto& w = conv->weight;
-    const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
-    if (grad || !kernel_applies(xin.device(), xin.scalar_type())) return conv(xin);
-    if (!kernel_form.current(w)) prepare_kernel();
+    if (KernelForm::needs_grad(xin, w) || !kernel_applies(xin.device(), xin.scalar_type())) return conv(xin);
+    prepare_kernel();
     auto x = xin.contiguous();
     const int64_t co = w.size(0), ci = w.size(1), batch = x.size(0), in_len = x.size(2), len = in_len - pad;
     auto y = torch::empty({batch, co, len}, x.options());
@@ -87,18 +80,14 @@ CausalTransConvImpl::CausalTransConvImpl(int64_t in, int64_t out, int64_t kernel
 
 bool CausalTransConvImpl::kernel_applies(torch::Device device, torch::Dtype dtype) const {
     const auto& w = conv->weight;  // [in, out, k]
-    return conv->kernel == 2 * conv->stride && (conv->stride * w.size(1)) % cpu::kWinogradRows == 0 && device.is_cpu() &&
-           dtype == torch::kFloat32 && w.scalar_type() == torch::kFloat32 && io::cpu_kernels_enabled();
+    return conv->kernel == 2 * conv->stride && (conv->stride * w.size(1)) % cpu::kWinogradRows == 0 &&
+           KernelForm::runs_on(device, dtype, w);
 }
 
 void CausalTransConvImpl::prepare_kernel() {
-    torch::NoGradGuard ng;
-    const auto& w = conv->weight;
-    const int64_t ci = w.size(0), co = w.size(1), s = conv->stride;
-    auto wc = w.contiguous();
-    kernel_form.form = torch::empty({cpu::transposed_weights_size(co, ci, s)}, wc.options());
-    cpu::transform_transposed_weights(wc.data_ptr<float>(), co, ci, s, kernel_form.form.data_ptr<float>());
-    kernel_form.made_from(w);
+    const int64_t ci = conv->weight.size(0), co = conv->weight.size(1), s = conv->stride;
+    kernel_form.make(conv->weight, cpu::transposed_weights_size(co, ci, s),
+                     [&](const float* w, float* u) { cpu::transform_transposed_weights(w, co, ci, s, u); });
 }
 
 torch::Tensor CausalTransConvImpl::forward(const torch::Tensor& x, DecoderState& st) {
@@ -110,9 +99,9 @@ torch::Tensor CausalTransConvImpl::forward(const torch::Tensor& x, DecoderState&
     auto xin = torch::cat({history_or_zeros(st, slot, x, carry), x}, -1);
     st.history[size_t(slot)] = xin.narrow(-1, xin.size(-1) - carry, carry).clone();
     const auto& w = conv->weight;
-    const bool grad = torch::GradMode::is_enabled() && (xin.requires_grad() || w.requires_grad());
-    if (grad || !kernel_applies(xin.device(), xin.scalar_type())) return conv(xin).narrow(-1, carry * s, len * s);
-    if (!kernel_form.current(w)) prepare_kernel();
+    if (KernelForm::needs_grad(xin, w) || !kernel_applies(xin.device(), xin.scalar_type()))
+        return conv(xin).narrow(-1, carry * s, len * s);
+    prepare_kernel();
     const int64_t ci = w.size(0), co = w.size(1), batch = xin.size(0);
     auto y = torch::empty({batch, co, len * s}, xin.options());
     for (int64_t b = 0; b < batch; ++b)
@@ -327,15 +316,13 @@ void CodecDecoderImpl::for_each_kernel_layer(
         const std::string conv_weight = prefix + item.key() + ".conv.weight";
         if (auto cc = std::dynamic_pointer_cast<CausalConvImpl>(item.value())) {
             const auto& w = cc->conv->weight;
-            if (cc->kernel_applies(w.device(), w.scalar_type()))
-                f(conv_weight, [cc] { if (!cc->kernel_form.current(cc->conv->weight)) cc->prepare_kernel(); });
+            if (cc->kernel_applies(w.device(), w.scalar_type())) f(conv_weight, [cc] { cc->prepare_kernel(); });
         } else if (auto tc = std::dynamic_pointer_cast<CausalTransConvImpl>(item.value())) {
             const auto& w = tc->conv->weight;
-            if (tc->kernel_applies(w.device(), w.scalar_type()))
-                f(conv_weight, [tc] { if (!tc->kernel_form.current(tc->conv->weight)) tc->prepare_kernel(); });
+            if (tc->kernel_applies(w.device(), w.scalar_type())) f(conv_weight, [tc] { tc->prepare_kernel(); });
         } else if (auto lin = std::dynamic_pointer_cast<LinearLayerImpl>(item.value())) {
             if (lin->kernel_applies(lin->weight.device(), lin->weight.scalar_type()))
-                f(prefix + item.key() + ".weight", [lin] { if (!lin->kernel_form.current(lin->weight)) lin->prepare_kernel(); });
+                f(prefix + item.key() + ".weight", [lin] { lin->prepare_kernel(); });
         }
     }
 }

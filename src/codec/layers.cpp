@@ -38,23 +38,23 @@ LinearLayerImpl::LinearLayerImpl(int64_t in, int64_t out, bool has_bias, const t
     if (has_bias) bias = register_parameter("bias", torch::empty({out}, o));
 }
 
+bool KernelForm::runs_on(torch::Device device, torch::Dtype dtype, const torch::Tensor& w) {
+    return device.is_cpu() && dtype == torch::kFloat32 && w.scalar_type() == torch::kFloat32 && io::cpu_kernels_enabled();
+}
+
 bool LinearLayerImpl::kernel_applies(torch::Device device, torch::Dtype dtype) const {
-    return device.is_cpu() && dtype == torch::kFloat32 && weight.scalar_type() == torch::kFloat32 &&
-           io::cpu_kernels_enabled();
+    return KernelForm::runs_on(device, dtype, weight);
 }
 
 void LinearLayerImpl::prepare_kernel() {
-    torch::NoGradGuard ng;
-    auto wc = weight.contiguous();
-    const int64_t n = wc.size(0), k = wc.size(1);
-    kernel_form.form = torch::empty({cpu::linear_weights_size(n, k)}, wc.options());
-    cpu::transform_linear_weights(wc.data_ptr<float>(), n, k, kernel_form.form.data_ptr<float>());
-    kernel_form.made_from(weight);
+    const int64_t n = weight.size(0), k = weight.size(1);
+    kernel_form.make(weight, cpu::linear_weights_size(n, k),
+                     [&](const float* w, float* u) { cpu::transform_linear_weights(w, n, k, u); });
 }
 
 torch::Tensor LinearLayerImpl::forward(const torch::Tensor& x) {
-    const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
-    if (grad || !kernel_form.current(weight) || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32)
+    if (KernelForm::needs_grad(x, weight) || !kernel_form.current(weight) || !x.device().is_cpu() ||
+        x.scalar_type() != torch::kFloat32)
         return torch::linear(x, weight, bias);
     const int64_t n = weight.size(0), k = weight.size(1);
     auto xc = x.reshape({-1, k}).contiguous();
@@ -96,9 +96,11 @@ SnakeBetaImpl::SnakeBetaImpl(int64_t channels, const torch::TensorOptions& o) {
 }
 
 bool SnakeBetaImpl::one_pass(const torch::Tensor& x) const {
-    const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || alpha.requires_grad() || beta.requires_grad());
-    return !grad && x.dim() == 3 && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
-           alpha.scalar_type() == torch::kFloat32 && io::cpu_kernels_enabled();
+    return !needs_grad(x) && x.dim() == 3 && KernelForm::runs_on(x.device(), x.scalar_type(), alpha);
+}
+
+bool SnakeBetaImpl::needs_grad(const torch::Tensor& x) const {
+    return KernelForm::needs_grad(x, alpha) || KernelForm::needs_grad(x, beta);
 }
 
 torch::Tensor SnakeBetaImpl::forward(const torch::Tensor& x) {
@@ -109,7 +111,7 @@ torch::Tensor SnakeBetaImpl::forward(const torch::Tensor& x) {
     }
     auto a = torch::exp(alpha.unsqueeze(0).unsqueeze(-1));
     auto inv_b = 1.0 / (torch::exp(beta.unsqueeze(0).unsqueeze(-1)) + 1e-9);
-    if (torch::GradMode::is_enabled() && (x.requires_grad() || alpha.requires_grad() || beta.requires_grad()))
+    if (needs_grad(x))
         return x + inv_b * torch::pow(torch::sin(x * a), 2);
     // The same operations in the same order, in one buffer: these are the decoder's largest tensors, and each
     // fresh one costs page faults as well as the pass itself.

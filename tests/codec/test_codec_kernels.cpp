@@ -29,6 +29,22 @@ torch::Tensor snake_reference(const torch::Tensor& x, const SnakeBeta& s) {
     return xd + inv_b * torch::sin(xd * a).pow(2);
 }
 
+DecoderState fresh_state(int slots) {
+    DecoderState st;
+    st.history.resize(size_t(slots));
+    return st;
+}
+
+// layer(x) over the time pieces {start, length}, on a fresh state carried from piece to piece, joined again.
+template <typename Layer>
+torch::Tensor in_pieces(Layer& layer, const torch::Tensor& x, int slots,
+                        std::initializer_list<std::pair<int64_t, int64_t>> pieces) {
+    DecoderState st = fresh_state(slots);
+    std::vector<torch::Tensor> parts;
+    for (auto [a, n] : pieces) parts.push_back(layer(x.narrow(-1, a, n), st));
+    return torch::cat(parts, -1);
+}
+
 SnakeBeta random_snake(int64_t channels) {
     SnakeBeta s(channels, torch::TensorOptions().dtype(torch::kFloat32));
     torch::NoGradGuard ng;
@@ -97,9 +113,7 @@ TEST_CASE("a causal conv taking its activation on the way in equals conv(act(x))
     CausalConv conv(4, 6, 7, slots, o, /*dilation=*/3);
     conv->conv->weight.normal_(0.0, 0.2);
     conv->conv->bias.normal_(0.0, 0.1);
-    DecoderState fused, plain;
-    fused.history.resize(size_t(slots));
-    plain.history.resize(size_t(slots));
+    DecoderState fused = fresh_state(slots), plain = fresh_state(slots);
     // calls shorter and longer than the 18-sample left context
     for (int64_t len : {5, 40, 11, 1}) {
         INFO("len " << len);
@@ -151,21 +165,13 @@ TEST_CASE("a 7-tap causal conv streams through Winograd and follows a change of 
         return torch::conv1d(torch::constant_pad_nd(in, {18, 0}), conv->conv->weight, conv->conv->bias, at::IntArrayRef{1},
                              at::IntArrayRef{0}, at::IntArrayRef{3});
     };
-    DecoderState one;
-    one.history.resize(size_t(slots));
-    auto whole = conv(x, one);
+    auto whole = in_pieces(conv, x, slots, {{0, 61}});
     CHECK((whole - direct(x)).abs().max().item<double>() < 1e-5);
     // in pieces, the left context carried between calls
-    DecoderState st;
-    st.history.resize(size_t(slots));
-    std::vector<torch::Tensor> parts;
-    for (auto [a, n] : {std::pair<int64_t, int64_t>{0, 5}, {5, 30}, {35, 1}, {36, 25}}) parts.push_back(conv(x.narrow(-1, a, n), st));
-    CHECK((torch::cat(parts, -1) - whole).abs().max().item<double>() < 1e-5);
+    CHECK((in_pieces(conv, x, slots, {{0, 5}, {5, 30}, {35, 1}, {36, 25}}) - whole).abs().max().item<double>() < 1e-5);
     // new weights, in place: the transformed copy is made again
     conv->conv->weight.mul_(-2.0);
-    DecoderState fresh;
-    fresh.history.resize(size_t(slots));
-    CHECK((conv(x, fresh) - direct(x)).abs().max().item<double>() < 2e-5);
+    CHECK((in_pieces(conv, x, slots, {{0, 61}}) - direct(x)).abs().max().item<double>() < 2e-5);
 }
 
 TEST_CASE("the upsampling transposed conv as one product equals libtorch's within fp32 rounding", "[codec][kernels]") {
@@ -205,19 +211,11 @@ TEST_CASE("a causal transposed conv streams through the product and follows a ch
         auto padded = torch::constant_pad_nd(in, {1, 0});
         return torch::conv_transpose1d(padded, up->conv->weight, up->conv->bias, {5}, {0}).narrow(-1, 5, 23 * 5);
     };
-    DecoderState one;
-    one.history.resize(size_t(slots));
-    auto whole = up(x, one);
+    auto whole = in_pieces(up, x, slots, {{0, 23}});
     CHECK((whole - reference(x)).abs().max().item<double>() < 1e-5);
-    DecoderState st;
-    st.history.resize(size_t(slots));
-    std::vector<torch::Tensor> parts;
-    for (auto [a, n] : {std::pair<int64_t, int64_t>{0, 1}, {1, 17}, {18, 5}}) parts.push_back(up(x.narrow(-1, a, n), st));
-    CHECK((torch::cat(parts, -1) - whole).abs().max().item<double>() < 1e-5);
+    CHECK((in_pieces(up, x, slots, {{0, 1}, {1, 17}, {18, 5}}) - whole).abs().max().item<double>() < 1e-5);
     up->conv->weight.mul_(3.0);
-    DecoderState fresh;
-    fresh.history.resize(size_t(slots));
-    CHECK((up(x, fresh) - reference(x)).abs().max().item<double>() < 3e-5);
+    CHECK((in_pieces(up, x, slots, {{0, 23}}) - reference(x)).abs().max().item<double>() < 3e-5);
 }
 
 TEST_CASE("the linear product equals libtorch's within fp32 rounding, any number of outputs", "[codec][kernels]") {

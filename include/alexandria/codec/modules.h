@@ -28,6 +28,22 @@ struct KernelForm {
     uint32_t version = 0;
     bool current(const torch::Tensor& w) const { return form.defined() && of == w.data_ptr() && version == w._version(); }
     void made_from(const torch::Tensor& w) { of = w.data_ptr(), version = w._version(); }
+    // The form of fp32 weights w unless it is current: `size` floats, written by lay_out(w's floats, the form's).
+    template <typename LayOut>
+    void make(const torch::Tensor& w, int64_t size, const LayOut& lay_out) {
+        if (current(w)) return;
+        torch::NoGradGuard ng;
+        auto wc = w.contiguous();
+        form = torch::empty({size}, wc.options());
+        lay_out(wc.data_ptr<float>(), form.data_ptr<float>());
+        made_from(w);
+    }
+    // Our kernels can run for weights w on `device` in `dtype`: fp32 on the CPU, io::cpu_kernels_enabled().
+    static bool runs_on(torch::Device device, torch::Dtype dtype, const torch::Tensor& w);
+    // A forward of x through w that autograd must see (libtorch's operations run then).
+    static bool needs_grad(const torch::Tensor& x, const torch::Tensor& w) {
+        return torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
+    }
 };
 
 
@@ -101,6 +117,7 @@ public:
     void forward_into(const torch::Tensor& x, torch::Tensor out);
     // Whether x goes through the one-pass CPU loop (fp32 on the CPU without gradients, io::cpu_kernels_enabled()).
     bool one_pass(const torch::Tensor& x) const;
+    bool needs_grad(const torch::Tensor& x) const;  // for x, α or β
     torch::Tensor alpha, beta;
 };
 TORCH_MODULE(SnakeBeta);
@@ -262,7 +279,8 @@ public:
     // Whether this conv runs through Winograd F(2,7) (codec/cpu_kernels.h) on `device` in `dtype`: 7 taps, output
     // channels a multiple of 6, fp32 on the CPU, io::cpu_kernels_enabled(); and then only without gradients.
     bool kernel_applies(torch::Device device, torch::Dtype dtype) const;
-    // Transforms the current weights now (otherwise done at first use, and again whenever they change).
+    // Transforms the weights now, unless their form is current (otherwise done at first use, and again whenever
+    // they change).
     void prepare_kernel();
     ConvLayer conv{nullptr};
     int slot;
@@ -284,7 +302,7 @@ public:
     // kernel 2·stride, stride × output channels a multiple of 6, fp32 on the CPU, io::cpu_kernels_enabled(); and
     // then only without gradients.
     bool kernel_applies(torch::Device device, torch::Dtype dtype) const;
-    void prepare_kernel();  // the weights' form now (otherwise at first use, and whenever they change)
+    void prepare_kernel();  // the weights' form now, unless current (otherwise at first use, and when they change)
     ConvTransposeLayer conv{nullptr};
     int slot;
     int64_t carry;
