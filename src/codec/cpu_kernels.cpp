@@ -1,17 +1,30 @@
 #include "codec/cpu_kernels.h"
 
+#include <atomic>
 #include <cmath>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <memory>
 #include <vector>
 
-#include "io/cpu_simd.h"
+#include "alexandria/io/device.h"
 #include "alexandria/io/error.h"
+#include "io/cpu_simd.h"
 #include "io/torch_threads.h"
 
 namespace alexandria::codec::cpu {
 
 namespace {
+
+// Set by use_avx512() or, at the first product, from the CPU (not at start-up: the CPU check may not be ready then).
+std::atomic<int> g_avx512{-1};
+bool avx512_in_use() {
+    int on = g_avx512.load(std::memory_order_relaxed);
+    if (on < 0) g_avx512.store(on = io::cpu_avx512_enabled() ? 1 : 0, std::memory_order_relaxed);
+    return on == 1;
+}
+std::atomic<int> g_winograd_layout{int(WinogradLayout::by_size)};
 
 int64_t round_up_rows(int64_t rows) { return (rows + kWinogradRows - 1) / kWinogradRows * kWinogradRows; }
 
@@ -137,8 +150,8 @@ Floats aligned_floats(int64_t n) {
 }
 
 #ifdef ALEXANDRIA_X86
-// out[6][16] = Σ_c u[c][0..6] ⊗ v[c][0..16]: the output channels' transformed weights at one point times a panel
-// of 16 pairs' transformed inputs.
+// out[6][16] = Σ_c u[c][0..6] ⊗ v[c][0..16]: six rows of weights ([ci][6]) times a panel of 16 columns ([ci][16]),
+// each sum taken over c in order with one fused multiply-add per term.
 ALEXANDRIA_AVX2 void product_6x16(const float* u, const float* v, int64_t ci, float* out) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -161,6 +174,40 @@ ALEXANDRIA_AVX2 void product_6x16(const float* u, const float* v, int64_t ci, fl
     _mm256_store_ps(out + 24, c11), _mm256_store_ps(out + 32, c20), _mm256_store_ps(out + 40, c21);
     _mm256_store_ps(out + 48, c30), _mm256_store_ps(out + 56, c31), _mm256_store_ps(out + 64, c40);
     _mm256_store_ps(out + 72, c41), _mm256_store_ps(out + 80, c50), _mm256_store_ps(out + 88, c51);
+}
+
+// Two panels at once with 512-bit registers: the same terms in the same order per output as product_6x16, so
+// the same bits, at twice the multiply-adds per instruction.
+ALEXANDRIA_AVX512 void product_6x32(const float* u, const float* v0, const float* v1, int64_t ci, float* out0,
+                                    float* out1) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t c = 0; c < ci; ++c, u += 6, v0 += 16, v1 += 16) {
+        const __m512 b0 = _mm512_load_ps(v0), b1 = _mm512_load_ps(v1);
+        __m512 a = _mm512_set1_ps(u[0]);
+        c00 = _mm512_fmadd_ps(a, b0, c00), c01 = _mm512_fmadd_ps(a, b1, c01);
+        a = _mm512_set1_ps(u[1]);
+        c10 = _mm512_fmadd_ps(a, b0, c10), c11 = _mm512_fmadd_ps(a, b1, c11);
+        a = _mm512_set1_ps(u[2]);
+        c20 = _mm512_fmadd_ps(a, b0, c20), c21 = _mm512_fmadd_ps(a, b1, c21);
+        a = _mm512_set1_ps(u[3]);
+        c30 = _mm512_fmadd_ps(a, b0, c30), c31 = _mm512_fmadd_ps(a, b1, c31);
+        a = _mm512_set1_ps(u[4]);
+        c40 = _mm512_fmadd_ps(a, b0, c40), c41 = _mm512_fmadd_ps(a, b1, c41);
+        a = _mm512_set1_ps(u[5]);
+        c50 = _mm512_fmadd_ps(a, b0, c50), c51 = _mm512_fmadd_ps(a, b1, c51);
+    }
+    _mm512_store_ps(out0, c00), _mm512_store_ps(out0 + 16, c10), _mm512_store_ps(out0 + 32, c20);
+    _mm512_store_ps(out0 + 48, c30), _mm512_store_ps(out0 + 64, c40), _mm512_store_ps(out0 + 80, c50);
+    _mm512_store_ps(out1, c01), _mm512_store_ps(out1 + 16, c11), _mm512_store_ps(out1 + 32, c21);
+    _mm512_store_ps(out1 + 48, c31), _mm512_store_ps(out1 + 64, c41), _mm512_store_ps(out1 + 80, c51);
+}
+
+// Six rows times panel v0 and, when v1 is given, panel v1 (out0, out1: [6][16] each).
+inline void product_panels(const float* u, const float* v0, const float* v1, int64_t ci, float* out0, float* out1) {
+    if (v1 && avx512_in_use()) return product_6x32(u, v0, v1, ci, out0, out1);
+    product_6x16(u, v0, ci, out0);
+    if (v1) product_6x16(u, v1, ci, out1);
 }
 
 // Eight pairs' inputs d[0..8] (8 lanes each) → their 8 points, stored at v + p·stride.
@@ -202,62 +249,112 @@ struct Winograd7Call {
     const float* xin;
     int64_t ci, len, d, co;
     const float* u;
-    int64_t phases, mp, zlen, in_len, n_pairs, panels, row_blocks, per_group;
+    int64_t phases, mp, zlen, in_len, n_pairs, panels, row_blocks;
     const float* z;  // the input's phases [ci][phases][zlen]
     float* yz;       // the output's phases [co][phases][mp]
+
+    const float* weights(int64_t point, int64_t row_block) const {
+        return u + (point * row_blocks + row_block) * ci * kWinogradRows;
+    }
 };
 
-// Panels [g0·per_group, g1·per_group): the points, the products, the pairs' outputs into the output's phases.
-ALEXANDRIA_AVX2 void winograd7_groups(const Winograd7Call& k, int64_t g0, int64_t g1, float* v) {
-    const int64_t ci = k.ci, mp = k.mp, d = k.d, phases = k.phases;
-    alignas(32) float prod[kPoints * kWinogradRows * kPanel];
-    for (int64_t g = g0; g < g1; ++g) {
-        const int64_t first = g * k.per_group, count = std::min(k.per_group, k.panels - first);
-        const int64_t vstride = count * ci * kPanel;  // between points
-        for (int64_t q = 0; q < count; ++q)
-            for (int64_t half = 0; half < 2; ++half) {
-                const int64_t n0 = (first + q) * kPanel + half * 8;
-                float* vq = v + q * ci * kPanel + half * 8;
-                if (n0 >= k.n_pairs) {
-                    for (int64_t c = 0; c < ci; ++c)
-                        for (int64_t p = 0; p < kPoints; ++p)
-                            _mm256_store_ps(vq + c * kPanel + p * vstride, _mm256_setzero_ps());
-                    continue;
-                }
-                const int64_t r = n0 / mp, m0 = n0 % mp;
-                for (int64_t c = 0; c < ci; ++c) {
-                    const float* even = k.z + (c * phases + r) * k.zlen + m0;
-                    const float* odd = k.z + (c * phases + r + d) * k.zlen + m0;
-                    __m256 dv[8];
-                    for (int j = 0; j < 4; ++j) {
-                        dv[2 * j] = _mm256_loadu_ps(even + j);
-                        dv[2 * j + 1] = _mm256_loadu_ps(odd + j);
-                    }
-                    input_points(dv, vq + c * kPanel, vstride);
-                }
+// Panel `panel`'s 16 pairs → their 8 points, point p's [ci][16] at vq + p·vstride.
+ALEXANDRIA_AVX2 void panel_points(const Winograd7Call& k, int64_t panel, float* vq, int64_t vstride) {
+    for (int64_t half = 0; half < 2; ++half) {
+        const int64_t n0 = panel * kPanel + half * 8;
+        float* vh = vq + half * 8;
+        if (n0 >= k.n_pairs) {
+            for (int64_t c = 0; c < k.ci; ++c)
+                for (int64_t p = 0; p < kPoints; ++p) _mm256_store_ps(vh + c * kPanel + p * vstride, _mm256_setzero_ps());
+            continue;
+        }
+        const int64_t r = n0 / k.mp, m0 = n0 % k.mp;
+        for (int64_t c = 0; c < k.ci; ++c) {
+            const float* even = k.z + (c * k.phases + r) * k.zlen + m0;
+            const float* odd = k.z + (c * k.phases + r + k.d) * k.zlen + m0;
+            __m256 dv[8];
+            for (int j = 0; j < 4; ++j) {
+                dv[2 * j] = _mm256_loadu_ps(even + j);
+                dv[2 * j + 1] = _mm256_loadu_ps(odd + j);
             }
+            input_points(dv, vh + c * kPanel, vstride);
+        }
+    }
+}
+
+// Row block rb's products for panel `panel` at the 8 points (point p's [6][16] at prod + p·pstride) → the pairs'
+// outputs, into the output's phases.
+ALEXANDRIA_AVX2 void panel_outputs(const Winograd7Call& k, int64_t rb, int64_t panel, const float* prod,
+                                   int64_t pstride) {
+    for (int64_t half = 0; half < 2; ++half) {
+        const int64_t n0 = panel * kPanel + half * 8;
+        if (n0 >= k.n_pairs) continue;
+        const int64_t r = n0 / k.mp, m0 = n0 % k.mp;
+        for (int64_t row = 0; row < kWinogradRows; ++row) {
+            const int64_t o = rb * kWinogradRows + row;
+            output_pair(prod + row * kPanel + half * 8, pstride, k.yz + (o * k.phases + r) * k.mp + m0,
+                        k.yz + (o * k.phases + r + k.d) * k.mp + m0);
+        }
+    }
+}
+
+// Few input channels (the weights at all points stay in cache): groups of `per_group` panels, each thread taking
+// whole groups, so a group's points are made, multiplied and turned into outputs by one thread in one pass.
+ALEXANDRIA_AVX2 void winograd7_groups(const Winograd7Call& k, int64_t per_group, int64_t g0, int64_t g1, float* v) {
+    const int64_t ci = k.ci;
+    alignas(64) float prod[2 * kPoints * kWinogradRows * kPanel];
+    const int64_t pstride = 2 * kWinogradRows * kPanel;  // [point][panel of the two][6][16]
+    for (int64_t g = g0; g < g1; ++g) {
+        const int64_t first = g * per_group, count = std::min(per_group, k.panels - first);
+        const int64_t vstride = count * ci * kPanel;  // between points
+        for (int64_t q = 0; q < count; ++q) panel_points(k, first + q, v + q * ci * kPanel, vstride);
         for (int64_t rb = 0; rb < k.row_blocks; ++rb)
-            for (int64_t q = 0; q < count; ++q) {
-                for (int64_t p = 0; p < kPoints; ++p)
-                    product_6x16(k.u + (p * k.row_blocks + rb) * ci * kWinogradRows, v + p * vstride + q * ci * kPanel,
-                                 ci, prod + p * kWinogradRows * kPanel);
-                for (int64_t half = 0; half < 2; ++half) {
-                    const int64_t n0 = (first + q) * kPanel + half * 8;
-                    if (n0 >= k.n_pairs) continue;
-                    const int64_t r = n0 / mp, m0 = n0 % mp;
-                    for (int64_t row = 0; row < kWinogradRows; ++row) {
-                        const int64_t o = rb * kWinogradRows + row;
-                        output_pair(prod + row * kPanel + half * 8, kWinogradRows * kPanel,
-                                    k.yz + (o * phases + r) * mp + m0, k.yz + (o * phases + r + d) * mp + m0);
-                    }
+            for (int64_t q = 0; q < count; q += 2) {
+                const bool two = q + 1 < count;
+                for (int64_t p = 0; p < kPoints; ++p) {
+                    const float* vp = v + p * vstride + q * ci * kPanel;
+                    float* out = prod + p * pstride;
+                    product_panels(k.weights(p, rb), vp, two ? vp + ci * kPanel : nullptr, ci, out,
+                                   out + kWinogradRows * kPanel);
                 }
+                panel_outputs(k, rb, first + q, prod, pstride);
+                if (two) panel_outputs(k, rb, first + q + 1, prod + kWinogradRows * kPanel, pstride);
             }
     }
 }
 
+// Many input channels (the weights, 8 × co × ci floats, far larger than a core's cache): a chunk of panels' points
+// is made once, then each thread takes a range of row blocks and, point by point, passes each block's weights once
+// over the whole chunk (that point's part of the chunk, ci × 16 floats per panel, stays in the core's L2). The
+// products wait in `prod` [row block][point][panel][6][16] until the block's 8 points are done.
+ALEXANDRIA_AVX2 void winograd7_rows(const Winograd7Call& k, int64_t first, int64_t count, int64_t chunk,
+                                    const float* v, float* prod, int64_t rb0, int64_t rb1) {
+    const int64_t ci = k.ci, vstride = chunk * k.ci * kPanel, pstride = chunk * kWinogradRows * kPanel;
+    for (int64_t p = 0; p < kPoints; ++p)
+        for (int64_t rb = rb0; rb < rb1; ++rb)
+            for (int64_t q = 0; q < count; q += 2) {
+                const float* vp = v + p * vstride + q * ci * kPanel;
+                float* out = prod + (rb * kPoints + p) * pstride + q * kWinogradRows * kPanel;
+                product_panels(k.weights(p, rb), vp, q + 1 < count ? vp + ci * kPanel : nullptr, ci, out,
+                               out + kWinogradRows * kPanel);
+            }
+    for (int64_t rb = rb0; rb < rb1; ++rb)
+        for (int64_t q = 0; q < count; ++q)
+            panel_outputs(k, rb, first + q, prod + rb * kPoints * pstride + q * kWinogradRows * kPanel, pstride);
+}
+
+// The bytes a core's share of its caches holds for a product's columns: most of L2.
+int64_t column_budget() {
+    static const int64_t bytes = [] {
+        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        return int64_t(l2 > 0 ? l2 : 512 * 1024) * 5 / 8;
+    }();
+    return bytes;
+}
+
 void winograd7_run(const float* xin, int64_t ci, int64_t len, int64_t d, const float* u, const float* bias,
                    int64_t co, float* y) {
-    Winograd7Call k{xin, ci, len, d, co, u};
+    Winograd7Call k{xin, ci, len, d, co, u, 0, 0, 0, 0, 0, 0, 0, nullptr, nullptr};
     k.phases = 2 * d;
     const int64_t pairs = (len + k.phases - 1) / k.phases;  // per phase r < d
     k.mp = (pairs + 7) / 8 * 8;
@@ -266,9 +363,6 @@ void winograd7_run(const float* xin, int64_t ci, int64_t len, int64_t d, const f
     k.n_pairs = d * k.mp;  // numbered r·mp + m
     k.panels = (k.n_pairs + kPanel - 1) / kPanel;
     k.row_blocks = co / kWinogradRows;
-    // panels per group: the group's transformed inputs (8 points × ci × 16 floats per panel) within ~0.5 MB
-    k.per_group = std::max<int64_t>(1, std::min<int64_t>(8, 1024 / ci));
-    const int64_t groups = (k.panels + k.per_group - 1) / k.per_group;
 
     // 1. the input's phases, zeros past its end
     Floats z = aligned_floats(ci * k.phases * k.zlen);
@@ -284,17 +378,39 @@ void winograd7_run(const float* xin, int64_t ci, int64_t len, int64_t d, const f
             }
     });
     k.z = z.get();
-
-    // 2. the pairs, a group of panels at a time
     Floats yz = aligned_floats(co * k.phases * k.mp);
     k.yz = yz.get();
-    std::vector<Floats> workspaces;  // one per thread (the body must not throw, so allocated here)
-    for (int64_t t = 0; t < std::max<int64_t>(1, at::get_num_threads()); ++t)
-        workspaces.push_back(aligned_floats(kPoints * k.per_group * ci * kPanel));
-    on_torch_threads(groups, [&](int64_t g0, int64_t g1) {
-        const int64_t t = std::min<int64_t>(omp_get_thread_num(), int64_t(workspaces.size()) - 1);
-        winograd7_groups(k, g0, g1, workspaces[size_t(t)].get());
-    });
+
+    // 2. the pairs
+    const auto layout = WinogradLayout(g_winograd_layout.load(std::memory_order_relaxed));
+    const bool by_rows = layout == WinogradLayout::by_size ? kPoints * co * ci * 4 > 2 * column_budget()
+                                                           : layout == WinogradLayout::rows;
+    if (by_rows) {
+        const int64_t per_panel = ci * kPanel * 4;  // one point's columns
+        const int64_t chunk = std::min(k.panels, std::max<int64_t>(2, column_budget() / per_panel / 2 * 2));
+        Floats v = aligned_floats(kPoints * chunk * ci * kPanel);
+        Floats prod = aligned_floats(k.row_blocks * kPoints * chunk * kWinogradRows * kPanel);
+        for (int64_t first = 0; first < k.panels; first += chunk) {
+            const int64_t count = std::min(chunk, k.panels - first);
+            on_torch_threads(count, [&](int64_t q0, int64_t q1) {
+                for (int64_t q = q0; q < q1; ++q) panel_points(k, first + q, v.get() + q * ci * kPanel, chunk * ci * kPanel);
+            });
+            on_torch_threads(k.row_blocks, [&](int64_t rb0, int64_t rb1) {
+                winograd7_rows(k, first, count, chunk, v.get(), prod.get(), rb0, rb1);
+            });
+        }
+    } else {
+        // panels per group: the group's points (8 × ci × 16 floats per panel) within ~0.5 MB
+        const int64_t per_group = std::max<int64_t>(1, std::min<int64_t>(8, 1024 / ci));
+        const int64_t groups = (k.panels + per_group - 1) / per_group;
+        std::vector<Floats> workspaces;  // one per thread (the body must not throw, so allocated here)
+        for (int64_t t = 0; t < std::max<int64_t>(1, at::get_num_threads()); ++t)
+            workspaces.push_back(aligned_floats(kPoints * per_group * ci * kPanel));
+        on_torch_threads(groups, [&](int64_t g0, int64_t g1) {
+            const int64_t t = std::min<int64_t>(omp_get_thread_num(), int64_t(workspaces.size()) - 1);
+            winograd7_groups(k, per_group, g0, g1, workspaces[size_t(t)].get());
+        });
+    }
 
     // 3. the output's phases interleaved, plus the bias
     on_torch_threads(co, [&](int64_t o0, int64_t o1) {
@@ -351,7 +467,8 @@ struct ProductPlan {
 
 ProductPlan plan_products(int64_t k, int64_t rows, int64_t panels) {
     ProductPlan p{k, round_up_rows(rows) / kWinogradRows, panels};
-    p.per_group = std::max<int64_t>(1, 2048 / k);  // ~0.25 MB of columns
+    // the group's columns stay in L2 while each row block's weights pass over all of them once
+    p.per_group = std::max<int64_t>(1, column_budget() / (k * kPanel * 4));
     const int64_t groups = (panels + p.per_group - 1) / p.per_group;
     const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
     p.row_splits = std::max<int64_t>(1, std::min(p.row_blocks, 2 * threads / groups));
@@ -361,16 +478,20 @@ ProductPlan plan_products(int64_t k, int64_t rows, int64_t panels) {
 template <typename Store>
 ALEXANDRIA_AVX2 void product_tasks(const ProductPlan& plan, const float* u, const float* v, int64_t t0, int64_t t1,
                                    const Store& store) {
-    alignas(32) float prod[kWinogradRows * kPanel];
+    alignas(64) float prod[2 * kWinogradRows * kPanel];
     for (int64_t task = t0; task < t1; ++task) {
         const int64_t g = task / plan.row_splits, split = task % plan.row_splits;
         const int64_t rb0 = split * plan.row_blocks / plan.row_splits;
         const int64_t rb1 = (split + 1) * plan.row_blocks / plan.row_splits;
         const int64_t p0 = g * plan.per_group, p1 = std::min(plan.panels, p0 + plan.per_group);
         for (int64_t rb = rb0; rb < rb1; ++rb)
-            for (int64_t p = p0; p < p1; ++p) {
-                product_6x16(u + rb * plan.k * kWinogradRows, v + p * plan.k * kPanel, plan.k, prod);
+            for (int64_t p = p0; p < p1; p += 2) {
+                const bool two = p + 1 < p1;
+                const float* vp = v + p * plan.k * kPanel;
+                product_panels(u + rb * plan.k * kWinogradRows, vp, two ? vp + plan.k * kPanel : nullptr, plan.k, prod,
+                               prod + kWinogradRows * kPanel);
                 store(rb, p, prod);
+                if (two) store(rb, p + 1, prod + kWinogradRows * kPanel);
             }
     }
 }
@@ -467,5 +588,8 @@ void linear(const float* x, int64_t rows, int64_t k, const float* u, const float
     throw Error("linear: needs an x86 CPU with AVX2");
 #endif
 }
+
+void use_avx512(bool on) { g_avx512 = on && io::cpu_avx512_enabled() ? 1 : 0; }
+void use_winograd_layout(WinogradLayout layout) { g_winograd_layout = int(layout); }
 
 }  // namespace alexandria::codec::cpu

@@ -1,12 +1,14 @@
 #pragma once
 // What the CPU kernels (the model's products and decoding step, the codec's activations and convolutions) share.
 // The build targets generic x86-64: functions marked ALEXANDRIA_AVX2 are compiled for AVX2+FMA and only called
-// after the CPU check (io::cpu_kernels_enabled(), io/device.h).
+// after the CPU check (io::cpu_kernels_enabled(), io/device.h); ALEXANDRIA_AVX512 ones after io::cpu_avx512_enabled().
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define ALEXANDRIA_X86 1
 #define ALEXANDRIA_AVX2 __attribute__((target("avx2,fma")))
 #define ALEXANDRIA_AVX2_LAMBDA __attribute__((target("avx2,fma"), always_inline))
+// Only called after io::cpu_avx512_enabled().
+#define ALEXANDRIA_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 namespace alexandria::simd {
 

@@ -60,6 +60,16 @@ bool cpu_kernels_enabled() {
 #endif
 }
 
+bool cpu_avx512_enabled() {
+#if defined(__x86_64__) || defined(_M_X64)
+    static const bool ok = cpu_kernels_enabled() && __builtin_cpu_supports("avx512f") &&
+                           std::getenv("ALEXANDRIA_NO_AVX512") == nullptr;
+    return ok;
+#else
+    return false;
+#endif
+}
+
 void keep_freed_memory() {
 #ifdef __GLIBC__
     mallopt(M_MMAP_THRESHOLD, 1 << 30);

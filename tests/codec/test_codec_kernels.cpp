@@ -152,6 +152,91 @@ TEST_CASE("Winograd F(2,7) equals the direct 7-tap convolution within fp32 round
             }
 }
 
+TEST_CASE("every form of the Winograd convolution gives the same bits, wide layers included", "[codec][kernels]") {
+    if (skip_without_cpu_kernels()) return;
+    torch::manual_seed(12);
+    torch::NoGradGuard ng;
+    struct Reset {
+        ~Reset() {
+            codec::cpu::use_avx512(true);
+            codec::cpu::use_winograd_layout(codec::cpu::WinogradLayout::by_size);
+        }
+    } reset;
+    // 576 × 384: weights of 7 MB at the 8 points, past any core's cache, so the size picks the row-block order
+    for (auto [ci_, co_] : {std::pair<int64_t, int64_t>{384, 576}, {24, 30}})
+        for (int64_t d : {1, 9})
+            for (int64_t len : {7, 100, 700}) {
+                const int64_t ci = ci_, co = co_;  // (a lambda can't capture structured bindings in C++17)
+                INFO("ci " << ci << ", co " << co << ", dilation " << d << ", len " << len);
+                auto xin = torch::randn({ci, 6 * d + len});
+                auto w = torch::randn({co, ci, 7}) / std::sqrt(7.0 * double(ci));
+                auto bias = torch::randn({co});
+                auto u = torch::empty({codec::cpu::winograd7_weights_size(co, ci)});
+                codec::cpu::winograd7_transform_weights(w.data_ptr<float>(), co, ci, u.data_ptr<float>());
+                auto run = [&] {
+                    auto y = torch::empty({co, len});
+                    codec::cpu::winograd7_conv(xin.data_ptr<float>(), ci, len, d, u.data_ptr<float>(),
+                                               bias.data_ptr<float>(), co, y.data_ptr<float>());
+                    return y;
+                };
+                using L = codec::cpu::WinogradLayout;
+                codec::cpu::use_avx512(true);
+                codec::cpu::use_winograd_layout(L::by_size);
+                auto first = run();
+                auto want = torch::conv1d(xin.to(torch::kFloat64).unsqueeze(0), w.to(torch::kFloat64),
+                                          bias.to(torch::kFloat64), at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{d})
+                                .squeeze(0);
+                // the rounding error grows as the root of the terms summed: 2e-6 of the scale for 96 channels
+                const double bound = 3e-6 * std::sqrt(std::max(1.0, double(ci) / 96.0));
+                CHECK((first.to(torch::kFloat64) - want).abs().max().item<double>() < bound * want.abs().max().item<double>());
+                for (bool wide : {true, false})
+                    for (L layout : {L::groups, L::rows}) {
+                        codec::cpu::use_avx512(wide);
+                        codec::cpu::use_winograd_layout(layout);
+                        INFO("512-bit " << wide << ", layout " << int(layout));
+                        CHECK(torch::equal(run(), first));
+                    }
+            }
+    if (!io::cpu_avx512_enabled()) WARN("no AVX-512 here: only the AVX2 products were compared");
+}
+
+TEST_CASE("the product's 512-bit and AVX2 forms give the same bits (transposed conv, linear)", "[codec][kernels]") {
+    if (skip_without_cpu_kernels()) return;
+    if (!io::cpu_avx512_enabled()) {
+        WARN("not run: no AVX-512 here");
+        return;
+    }
+    torch::manual_seed(13);
+    torch::NoGradGuard ng;
+    struct Reset {
+        ~Reset() { codec::cpu::use_avx512(true); }
+    } reset;
+    const int64_t s = 8, ci = 300, co = 96, len = 83;
+    auto xin = torch::randn({ci, 1 + len});
+    auto w = torch::randn({ci, co, 2 * s}) / std::sqrt(2.0 * double(ci));
+    auto bias = torch::randn({co});
+    auto u = torch::empty({codec::cpu::transposed_weights_size(co, ci, s)});
+    codec::cpu::transform_transposed_weights(w.data_ptr<float>(), co, ci, s, u.data_ptr<float>());
+    const int64_t rows = 37, k = 640, n = 130;
+    auto x = torch::randn({rows, k});
+    auto lw = torch::randn({n, k}) / std::sqrt(double(k));
+    auto lu = torch::empty({codec::cpu::linear_weights_size(n, k)});
+    codec::cpu::transform_linear_weights(lw.data_ptr<float>(), n, k, lu.data_ptr<float>());
+    auto run = [&](bool wide) {
+        codec::cpu::use_avx512(wide);
+        auto y = torch::empty({co, len * s});
+        codec::cpu::transposed_conv(xin.data_ptr<float>(), ci, len, s, u.data_ptr<float>(), bias.data_ptr<float>(), co,
+                                    y.data_ptr<float>());
+        auto z = torch::empty({rows, n});
+        codec::cpu::linear(x.data_ptr<float>(), rows, k, lu.data_ptr<float>(), nullptr, n, z.data_ptr<float>());
+        return std::make_pair(y, z);
+    };
+    auto [y512, z512] = run(true);
+    auto [y256, z256] = run(false);
+    CHECK(torch::equal(y512, y256));
+    CHECK(torch::equal(z512, z256));
+}
+
 TEST_CASE("a 7-tap causal conv streams through Winograd and follows a change of its weights", "[codec][kernels]") {
     torch::manual_seed(7);
     torch::NoGradGuard ng;
