@@ -80,7 +80,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const torch::TensorOptions& o
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-    auto h = x.to(torch::kFloat32);
+    auto h = x.scalar_type() == torch::kFloat64 ? x : x.to(torch::kFloat32);  // at least float32
     auto var = h.pow(2).mean(-1, true);
     h = h * torch::rsqrt(var + eps);
     return weight * h.to(x.scalar_type());
@@ -136,11 +136,12 @@ void SnakeBetaImpl::forward_into(const torch::Tensor& x, torch::Tensor out) {
 
 std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(int64_t start, int64_t len, int64_t head_dim, double theta,
                                                        torch::Device device, torch::Dtype dtype) {
+    const auto at_least_f32 = dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
     auto exponent = torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(torch::kInt64).device(device))
-                        .to(torch::kFloat32) / double(head_dim);
+                        .to(at_least_f32) / double(head_dim);
     auto inv_freq = 1.0 / torch::pow(theta, exponent);
     auto pos = torch::arange(start, start + len, torch::TensorOptions().dtype(torch::kInt64).device(device))
-                   .to(torch::kFloat32);
+                   .to(at_least_f32);
     auto freqs = torch::outer(pos, inv_freq);
     auto emb = torch::cat({freqs, freqs}, -1);
     return {emb.cos().to(dtype).view({1, 1, len, head_dim}), emb.sin().to(dtype).view({1, 1, len, head_dim})};

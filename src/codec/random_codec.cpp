@@ -81,32 +81,37 @@ void fill(const std::string& name, torch::Tensor& t, at::Generator& gen) {
 // encoder codebook where its input actually lies (mean and spread of the residual it sees on a synthetic signal),
 // so random codecs give varied codes.
 void calibrate_encoder_codebooks(CodecModel& model) {
-    // The encoder's sums depend on how its convolutions split the work between threads: the calibration always
-    // runs on two, so a random codec has the same bytes on every machine (the parity fixtures were made so).
-    struct TwoThreads {
+    // The same bytes on every machine (the parity fixtures are made from them): the statistics come from a float64
+    // pass, whose rounding differences between CPUs (vector widths, library kernels, cache blocking) are ~1e-16
+    // and vanish when the few hundred values that set each codebook are rounded to float32. A float32 pass gave
+    // other bytes on each CPU generation. The weights are float32 values, so the float64 copy is exact.
+    struct TwoThreads {  // fewer differences still: the same split of the sums everywhere
         int saved = at::get_num_threads();
         TwoThreads() { at::set_num_threads(2); }
         ~TwoThreads() { at::set_num_threads(saved); }
     } two_threads;
-    const int64_t n = kSampleRate;
-    auto t = torch::arange(n, torch::kFloat32) / double(kSampleRate);
-    auto wav = 0.2 * torch::sin(2 * M_PI * 220.0 * t) + 0.1 * torch::sin(2 * M_PI * 1234.0 * t * (1 + t));
     auto& enc = model->encoder;
+    enc->to(torch::kFloat64);
+    const int64_t n = kSampleRate;
+    auto t = torch::arange(n, torch::kFloat64) / double(kSampleRate);
+    auto wav = 0.2 * torch::sin(2 * M_PI * 220.0 * t) + 0.1 * torch::sin(2 * M_PI * 1234.0 * t * (1 + t));
     auto z = enc->downsample_25hz(enc->transform(enc->seanet(wav.view({1, 1, n}))));
     auto gen = at::detail::createCPUGenerator(0x5eed);
     for (auto* rvq : {&enc->quantizer->semantic_residual_vector_quantizer,
                       &enc->quantizer->acoustic_residual_vector_quantizer}) {
         auto r = (*rvq)->input_proj(z).transpose(1, 2).reshape({-1, (*rvq)->codebooks[0]->embed_sum.size(1)});
         for (auto& cb : (*rvq)->codebooks) {
-            auto mean = r.mean(0, true);
-            double spread = std::max(1e-3, r.std().item<double>());
+            auto mean = r.mean(0, true).to(torch::kFloat32);
+            const float spread = float(std::max(1e-3, r.std().item<double>()));
             auto e = mean + spread * torch::randn(cb->embed_sum.sizes(), gen, torch::kFloat32);
-            cb->embed_sum.copy_(e * cb->cluster_usage.unsqueeze(1));
+            auto usage = cb->cluster_usage.to(torch::kFloat32).unsqueeze(1);
+            cb->embed_sum.copy_(e * usage);  // the product rounded to float32, then held exactly in float64
             cb->invalidate();
             auto idx = torch::cdist(r.unsqueeze(0), cb->embed().unsqueeze(0), 2.0).squeeze(0).argmin(-1);
             r = r - torch::embedding(cb->embed(), idx);
         }
     }
+    enc->to(torch::kFloat32);
     model->invalidate_codebooks();
 }
 

@@ -331,7 +331,12 @@ Synthesizer::Prepared Synthesizer::prepare(const Utterance& u) {
     if (!icl_wav.empty()) {
         auto ref_ids = text::encode_reference_text(*S.tok, icl_text);
         req.ref_content.assign(ref_ids.begin(), ref_ids.end());
-        p.ref_codes = S.codes_of(icl_wav);
+        if (u.ref_codes.defined() && icl_wav == u.ref_audio) {
+            codec::validate_codes(u.ref_codes, false, "reference codes");
+            p.ref_codes = u.ref_codes.to(torch::kCPU, torch::kLong).contiguous();
+        } else {
+            p.ref_codes = S.codes_of(icl_wav);
+        }
         req.ref_frames = p.ref_codes.size(0);
         if (req.ref_frames == 0) throw InputError(fmt::format("{}: the reference has no audio frames", icl_wav));
     }

@@ -323,4 +323,39 @@ std::string sha256_file(const fs::path& p) {
     return s.hex();
 }
 
+std::string code_differences(const codec::Codec& c, const std::vector<float>& wav24k, const torch::Tensor& ours_,
+                             const torch::Tensor& official_) {
+    auto ours = ours_.to(torch::kLong), official = official_.to(torch::kLong);
+    if (ours.sizes() != official.sizes()) return "the shapes differ";
+    const int64_t frames = ours.size(0);
+    std::vector<int64_t> differ;
+    for (int64_t t = 0; t < frames; ++t)
+        if (!torch::equal(ours[t], official[t])) differ.push_back(t);
+    if (int64_t(differ.size()) * 50 > frames)
+        return fmt::format("{} of {} frames differ (more than one in 50)", differ.size(), frames);
+    torch::NoGradGuard ng;
+    auto& enc = c.model()->encoder;
+    auto x = torch::from_blob(const_cast<float*>(wav24k.data()), {1, 1, int64_t(wav24k.size())}, torch::kFloat32).clone();
+    auto z = enc->downsample_25hz(enc->transform(enc->seanet(x)));  // [1, hidden, T]
+    auto& q = enc->quantizer;
+    for (int64_t t : differ) {
+        int64_t j = 0;
+        while (ours[t][j].item<int64_t>() == official[t][j].item<int64_t>()) ++j;
+        auto& rvq = j == 0 ? q->semantic_residual_vector_quantizer : q->acoustic_residual_vector_quantizer;
+        const int64_t first = j == 0 ? 0 : 1;  // the acoustic quantizer's first codebook is code 1
+        auto r = rvq->input_proj(z)[0].select(1, t).to(torch::kFloat64);
+        for (int64_t i = first; i < j; ++i)
+            r = r - rvq->codebooks[size_t(i - first)]->embed()[ours[t][i].item<int64_t>()].to(torch::kFloat64);
+        const auto e = rvq->codebooks[size_t(j - first)]->embed().to(torch::kFloat64);
+        const double d_ours = (r - e[ours[t][j].item<int64_t>()]).norm().item<double>();
+        const double d_official = (r - e[official[t][j].item<int64_t>()]).norm().item<double>();
+        if (std::abs(d_ours - d_official) > 1e-4 * std::max(d_ours, d_official))
+            return fmt::format("frame {} codebook {}: code {} at distance {:.7g}, official {} at {:.7g}: not a near-tie",
+                               t, j, ours[t][j].item<int64_t>(), d_ours, official[t][j].item<int64_t>(), d_official);
+        std::fprintf(stderr, "codec encode: frame %lld codebook %lld is a near-tie (distances %.9g and %.9g)\n",
+                     (long long)t, (long long)j, d_ours, d_official);
+    }
+    return "";
+}
+
 }  // namespace alexandria::parity

@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "alexandria/codec/codec.h"
+
 namespace alexandria::parity {
 
 namespace fs = std::filesystem;
@@ -56,6 +58,14 @@ void record(const std::string& stage, const std::string& what, const Figures& f)
 void record_ids(const std::string& stage, const std::string& what, bool identical, int64_t count);
 
 std::string sha256_file(const fs::path& p);
+
+// Why our encoder's codes [T, 16] of `wav24k` differ from the official ones, or "" when every differing frame
+// first differs at a near-tie of our encoder (the two codes' distances to our residual within 1e-4 of each other,
+// relative; the frame's later codebooks follow from another residual and are not compared) and at most one frame
+// in 50 differs. fp32 encoders sum in other orders on other CPUs (vector widths, oneDNN's kernels), and random
+// codebooks leave near-ties: a fixture made on one CPU generation flips a code now and then on another.
+std::string code_differences(const codec::Codec& codec, const std::vector<float>& wav24k, const torch::Tensor& ours,
+                             const torch::Tensor& official);
 
 // The official fp32 output's own rounding error, as tools/parity/float64.py measured it (the same computation by
 // the official model in float64): manifest models.<name>.float64.<key>, a {max_abs, max_rel, cosine, count}

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "alexandria/io/audio.h"
 #include "alexandria/io/safetensors.h"
 #include "alexandria/model/checkpoint.h"
 #include "alexandria/synth/generate.h"
@@ -59,6 +60,20 @@ TEST_CASE("stages 3 and 5: prompts, prefill outputs and greedy codes of every mo
             INFO("model " << name << ", case " << key);
             auto u = utterance_of(c);
             auto prepared = synth.prepare(u);
+            if (want.count(key + ".ref_codes")) {
+                // identical, or different only at near-ties of our encoder; then the official codes go on into
+                // the prompt, so that what follows compares the same inputs
+                const auto& ref = want[key + ".ref_codes"];
+                bool same = prepared.ref_codes.defined() && prepared.ref_codes.sizes() == ref.sizes() &&
+                            torch::equal(prepared.ref_codes.to(torch::kInt64), ref);
+                record_ids("3 ICL reference codes", what, same, ref.numel());
+                if (!same) {
+                    auto wav = io::read_audio_resampled(u.ref_audio, 24000).samples;
+                    REQUIRE(code_differences(synth.codec(), wav, prepared.ref_codes, ref) == "");
+                    u.ref_codes = ref;
+                    prepared = synth.prepare(u);
+                }
+            }
 
             // ids: the official wrapper's tokenisation, sliced as generate() slices it
             auto ids = c.at("input_ids").get<std::vector<int64_t>>();
@@ -70,12 +85,6 @@ TEST_CASE("stages 3 and 5: prompts, prefill outputs and greedy codes of every mo
             if (!c.at("ref_ids").is_null()) {
                 auto r = c.at("ref_ids").get<std::vector<int64_t>>();
                 CHECK(as_vec(prepared.request.ref_content) == std::vector<int64_t>(r.begin() + 3, r.end() - 2));
-            }
-            if (want.count(key + ".ref_codes")) {
-                bool same = prepared.ref_codes.defined() && prepared.ref_codes.sizes() == want[key + ".ref_codes"].sizes() &&
-                            torch::equal(prepared.ref_codes.to(torch::kInt64), want[key + ".ref_codes"]);
-                record_ids("3 ICL reference codes", what, same, want[key + ".ref_codes"].numel());
-                CHECK(same);
             }
 
             // stage 3: the prompt rows and the prefill's outputs

@@ -76,6 +76,9 @@ struct Utterance {
     std::string speaker;   // CustomVoice speaker
     std::string instruct;  // instruct block / VoiceDesign description
     std::string ref_audio, ref_text;  // clone reference (any rate; resampled to 24 kHz)
+    // The ICL reference's codec codes [T, 16] when already known (a cache, a test's fixture): used instead of
+    // encoding the reference audio (which still gives the speaker vector).
+    torch::Tensor ref_codes;
     bool icl = false;      // ICL with the adapter's ref_sample.wav and its transcript (Alexandria's original mode)
     bool no_icl = false;   // x-vector even with an adapter trained in ICL mode (its default is ICL)
     // Adapter for this utterance: "" = the loaded one (LoadOptions::adapter), "-" = none (the base model).
