@@ -17,13 +17,6 @@ namespace alexandria::codec::cpu {
 
 namespace {
 
-// Set by use_avx512() or, at the first product, from the CPU (not at start-up: the CPU check may not be ready then).
-std::atomic<int> g_avx512{-1};
-bool avx512_in_use() {
-    int on = g_avx512.load(std::memory_order_relaxed);
-    if (on < 0) g_avx512.store(on = io::cpu_avx512_enabled() ? 1 : 0, std::memory_order_relaxed);
-    return on == 1;
-}
 std::atomic<int> g_winograd_layout{int(WinogradLayout::by_size)};
 
 int64_t round_up_rows(int64_t rows) { return (rows + kWinogradRows - 1) / kWinogradRows * kWinogradRows; }
@@ -205,7 +198,7 @@ ALEXANDRIA_AVX512 void product_6x32(const float* u, const float* v0, const float
 
 // Six rows times panel v0 and, when v1 is given, panel v1 (out0, out1: [6][16] each).
 inline void product_panels(const float* u, const float* v0, const float* v1, int64_t ci, float* out0, float* out1) {
-    if (v1 && avx512_in_use()) return product_6x32(u, v0, v1, ci, out0, out1);
+    if (v1 && io::cpu_avx512_enabled()) return product_6x32(u, v0, v1, ci, out0, out1);
     product_6x16(u, v0, ci, out0);
     if (v1) product_6x16(u, v1, ci, out1);
 }
@@ -589,7 +582,6 @@ void linear(const float* x, int64_t rows, int64_t k, const float* u, const float
 #endif
 }
 
-void use_avx512(bool on) { g_avx512 = on && io::cpu_avx512_enabled() ? 1 : 0; }
 void use_winograd_layout(WinogradLayout layout) { g_winograd_layout = int(layout); }
 
 }  // namespace alexandria::codec::cpu

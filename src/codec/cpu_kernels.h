@@ -43,9 +43,8 @@ int64_t linear_weights_size(int64_t n, int64_t k);
 void transform_linear_weights(const float* w, int64_t n, int64_t k, float* u);
 void linear(const float* x, int64_t rows, int64_t k, const float* u, const float* bias, int64_t n, float* y);
 
-// For tests that compare the forms (each must give the same bits): the 512-bit products off or on again (on only
-// where io::cpu_avx512_enabled()); the Winograd convolution's loop order, chosen by the weights' size unless set.
-void use_avx512(bool on);
+// For tests that compare the forms (each must give the same bits; io::allow_avx512 switches the 512-bit products):
+// the Winograd convolution's loop order, chosen by the weights' size unless set.
 enum class WinogradLayout { by_size, groups, rows };
 void use_winograd_layout(WinogradLayout layout);
 

@@ -9,6 +9,7 @@
 #define ALEXANDRIA_AVX2_LAMBDA __attribute__((target("avx2,fma"), always_inline))
 // Only called after io::cpu_avx512_enabled().
 #define ALEXANDRIA_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define ALEXANDRIA_AVX512_LAMBDA __attribute__((target("avx512f,avx2,fma"), always_inline))
 
 namespace alexandria::simd {
 

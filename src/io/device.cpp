@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <stdexcept>
@@ -60,15 +61,21 @@ bool cpu_kernels_enabled() {
 #endif
 }
 
+namespace {
+std::atomic<bool> g_avx512_allowed{true};
+}
+
 bool cpu_avx512_enabled() {
 #if defined(__x86_64__) || defined(_M_X64)
     static const bool ok = cpu_kernels_enabled() && __builtin_cpu_supports("avx512f") &&
                            std::getenv("ALEXANDRIA_NO_AVX512") == nullptr;
-    return ok;
+    return ok && g_avx512_allowed.load(std::memory_order_relaxed);
 #else
     return false;
 #endif
 }
+
+void allow_avx512(bool on) { g_avx512_allowed.store(on, std::memory_order_relaxed); }
 
 void keep_freed_memory() {
 #ifdef __GLIBC__

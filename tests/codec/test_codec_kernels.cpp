@@ -154,11 +154,12 @@ TEST_CASE("Winograd F(2,7) equals the direct 7-tap convolution within fp32 round
 
 TEST_CASE("every form of the Winograd convolution gives the same bits, wide layers included", "[codec][kernels]") {
     if (skip_without_cpu_kernels()) return;
+    const bool have_avx512 = io::cpu_avx512_enabled();
     torch::manual_seed(12);
     torch::NoGradGuard ng;
     struct Reset {
         ~Reset() {
-            codec::cpu::use_avx512(true);
+            io::allow_avx512(true);
             codec::cpu::use_winograd_layout(codec::cpu::WinogradLayout::by_size);
         }
     } reset;
@@ -180,7 +181,7 @@ TEST_CASE("every form of the Winograd convolution gives the same bits, wide laye
                     return y;
                 };
                 using L = codec::cpu::WinogradLayout;
-                codec::cpu::use_avx512(true);
+                io::allow_avx512(true);
                 codec::cpu::use_winograd_layout(L::by_size);
                 auto first = run();
                 auto want = torch::conv1d(xin.to(torch::kFloat64).unsqueeze(0), w.to(torch::kFloat64),
@@ -191,13 +192,13 @@ TEST_CASE("every form of the Winograd convolution gives the same bits, wide laye
                 CHECK((first.to(torch::kFloat64) - want).abs().max().item<double>() < bound * want.abs().max().item<double>());
                 for (bool wide : {true, false})
                     for (L layout : {L::groups, L::rows}) {
-                        codec::cpu::use_avx512(wide);
+                        io::allow_avx512(wide);
                         codec::cpu::use_winograd_layout(layout);
                         INFO("512-bit " << wide << ", layout " << int(layout));
                         CHECK(torch::equal(run(), first));
                     }
             }
-    if (!io::cpu_avx512_enabled()) WARN("no AVX-512 here: only the AVX2 products were compared");
+    if (!have_avx512) WARN("no AVX-512 here: only the AVX2 products were compared");
 }
 
 TEST_CASE("the product's 512-bit and AVX2 forms give the same bits (transposed conv, linear)", "[codec][kernels]") {
@@ -209,7 +210,7 @@ TEST_CASE("the product's 512-bit and AVX2 forms give the same bits (transposed c
     torch::manual_seed(13);
     torch::NoGradGuard ng;
     struct Reset {
-        ~Reset() { codec::cpu::use_avx512(true); }
+        ~Reset() { io::allow_avx512(true); }
     } reset;
     const int64_t s = 8, ci = 300, co = 96, len = 83;
     auto xin = torch::randn({ci, 1 + len});
@@ -223,7 +224,7 @@ TEST_CASE("the product's 512-bit and AVX2 forms give the same bits (transposed c
     auto lu = torch::empty({codec::cpu::linear_weights_size(n, k)});
     codec::cpu::transform_linear_weights(lw.data_ptr<float>(), n, k, lu.data_ptr<float>());
     auto run = [&](bool wide) {
-        codec::cpu::use_avx512(wide);
+        io::allow_avx512(wide);
         auto y = torch::empty({co, len * s});
         codec::cpu::transposed_conv(xin.data_ptr<float>(), ci, len, s, u.data_ptr<float>(), bias.data_ptr<float>(), co,
                                     y.data_ptr<float>());

@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "alexandria/io/device.h"
 #include "alexandria/model/kernels.h"
 #include "model_test_util.h"
 
@@ -129,4 +130,36 @@ TEST_CASE("int8 weights: per-row scales, products as the dequantized weight give
     CHECK(max_abs_diff(got, torch::nn::functional::linear(x, deq, b)) < 1e-4 * std::sqrt(double(K)));
     for (int64_t M : {1, 2, 4, 8}) CHECK(torch::equal(int8_linear(x.narrow(0, 0, M), q, b), got.narrow(0, 0, M)));
     CHECK_THROWS_WITH(int8_linear(x, Int8Weight{pack_weight(w), q.scale}, b), Catch::Contains("not a quantized"));
+}
+
+TEST_CASE("the 512-bit tiles give the AVX2 tiles' bits: fp32, bf16 and int8 weights, any rows", "[model][kernels]") {
+    if (alexandria::test::skip_without_cpu_kernels()) return;
+    if (!alexandria::io::cpu_avx512_enabled()) {
+        WARN("not run: no AVX-512 here");
+        return;
+    }
+    struct Reset {
+        ~Reset() { alexandria::io::allow_avx512(true); }
+    } reset;
+    torch::manual_seed(7);
+    // 5 and 7 blocks: the two-block and four-block tiles' odd tails; K odd takes the tail steps
+    for (int64_t N : {80, 112})
+        for (int64_t K : {67, 512}) {
+            auto w = torch::randn({N, K});
+            auto b = torch::randn({N});
+            auto x = torch::randn({kSmallLinearRowsPerPass + 3, K});
+            auto q = quantize_weight(w.to(torch::kBFloat16));
+            for (int64_t M : {int64_t(1), int64_t(2), int64_t(3), int64_t(5), int64_t(6), int64_t(7), int64_t(8), int64_t(13), int64_t(16), kSmallLinearRowsPerPass + 3}) {
+                INFO("N " << N << " K " << K << " rows " << M);
+                auto xm = x.narrow(0, 0, M);
+                auto run = [&](bool wide) {
+                    alexandria::io::allow_avx512(wide);
+                    return std::vector<torch::Tensor>{packed_linear(xm, pack_weight(w), b),
+                                                      packed_linear(xm, pack_weight(w.to(torch::kBFloat16)), b),
+                                                      int8_linear(xm, q, b)};
+                };
+                auto wide = run(true), narrow = run(false);
+                for (size_t i = 0; i < wide.size(); ++i) CHECK(torch::equal(wide[i], narrow[i]));
+            }
+        }
 }

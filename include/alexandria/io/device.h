@@ -25,8 +25,10 @@ torch::Dtype resolve_dtype(const std::string& spec, const DeviceChoice& device);
 // runs through libtorch's operations, to measure against).
 bool cpu_kernels_enabled();
 // ... and the CPU has AVX-512F, for the kernels that have a 512-bit form (the same sums in the same order, so the
-// same bits as their AVX2 form), and ALEXANDRIA_NO_AVX512 is unset.
+// same bits as their AVX2 form), and ALEXANDRIA_NO_AVX512 is unset (and allow_avx512(false) was not called).
 bool cpu_avx512_enabled();
+// For tests that compare the two forms: false keeps every kernel on its AVX2 form until allow_avx512(true).
+void allow_avx512(bool on);
 
 // Called once at start-up by programs that compute on the CPU: glibc keeps freed blocks of any size for reuse
 // instead of mapping blocks over 32 MB afresh each time (a 1.7B prefill widens 50 MB weights per layer; fresh
