@@ -242,9 +242,9 @@ struct Winograd7Call {
     const float* xin;
     int64_t ci, len, d, co;
     const float* u;
-    int64_t phases, mp, zlen, in_len, n_pairs, panels, row_blocks;
-    const float* z;  // the input's phases [ci][phases][zlen]
-    float* yz;       // the output's phases [co][phases][mp]
+    int64_t phases = 0, mp = 0, zlen = 0, in_len = 0, n_pairs = 0, panels = 0, row_blocks = 0;
+    const float* z = nullptr;  // the input's phases [ci][phases][zlen]
+    float* yz = nullptr;       // the output's phases [co][phases][mp]
 
     const float* weights(int64_t point, int64_t row_block) const {
         return u + (point * row_blocks + row_block) * ci * kWinogradRows;
@@ -347,7 +347,7 @@ int64_t column_budget() {
 
 void winograd7_run(const float* xin, int64_t ci, int64_t len, int64_t d, const float* u, const float* bias,
                    int64_t co, float* y) {
-    Winograd7Call k{xin, ci, len, d, co, u, 0, 0, 0, 0, 0, 0, 0, nullptr, nullptr};
+    Winograd7Call k{xin, ci, len, d, co, u};
     k.phases = 2 * d;
     const int64_t pairs = (len + k.phases - 1) / k.phases;  // per phase r < d
     k.mp = (pairs + 7) / 8 * 8;

@@ -249,6 +249,16 @@ ALEXANDRIA_AVX512 void packed_tile512(const float* x, const W* p, float* y, int6
         }
 }
 
+// MR rows against one block, or two consecutive ones.
+template <typename W, int MR>
+ALEXANDRIA_AVX512 void rows_against_blocks(bool two, const float* x, const W* p, float* y, int64_t N, int64_t K,
+                                           const W* next, const float* scale) {
+    if (two)
+        packed_tile512<W, MR, 2>(x, p, y, N, K, next, scale);
+    else
+        packed_tile512<W, MR, 1>(x, p, y, N, K, next, scale);
+}
+
 template <typename W>
 ALEXANDRIA_AVX512 void packed_rows512(const float* x, const W* p, const float* scale, float* y, int64_t M, int64_t N,
                                       int64_t K, int64_t b0, int64_t b1) {
@@ -276,21 +286,14 @@ ALEXANDRIA_AVX512 void packed_rows512(const float* x, const W* p, const float* s
             const float* xm = x + m0 * K;
             float* ym = y + m0 * N + b * 16;
             const W* nx = g == 0 ? next : nullptr;
-#define ALEXANDRIA_TILE(R)                                                   \
-    if (two)                                                                 \
-        packed_tile512<W, R, 2>(xm, block(b), ym, N, K, nx, sc(b));          \
-    else                                                                     \
-        packed_tile512<W, R, 1>(xm, block(b), ym, N, K, nx, sc(b));          \
-    break;
             switch (m1 - m0) {
-                case 6: ALEXANDRIA_TILE(6)
-                case 5: ALEXANDRIA_TILE(5)
-                case 4: ALEXANDRIA_TILE(4)
-                case 3: ALEXANDRIA_TILE(3)
-                case 2: ALEXANDRIA_TILE(2)
-                default: ALEXANDRIA_TILE(1)
+                case 6: rows_against_blocks<W, 6>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 5: rows_against_blocks<W, 5>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 4: rows_against_blocks<W, 4>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 3: rows_against_blocks<W, 3>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 2: rows_against_blocks<W, 2>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
+                default: rows_against_blocks<W, 1>(two, xm, block(b), ym, N, K, nx, sc(b));
             }
-#undef ALEXANDRIA_TILE
         }
     }
 }
