@@ -158,6 +158,20 @@ AudioFormat parse_audio_format(const std::string& s) {
     throw InputError(fmt::format("unknown audio format '{}' (expected pcm16, float32 or flac)", s));
 }
 
+namespace {
+// One float → 16-bit rule for every 16-bit output (WAV, FLAC, raw PCM on stdout), so that a streamed line's bytes
+// are its file's samples: clipped to [-1, 1], × 32767, rounded to nearest. (libsndfile's own conversion, with
+// clipping on, rounds down instead: 1.2.0 gives -3 for -2.2/32768.)
+std::vector<int16_t> to_pcm16(const std::vector<float>& samples) {
+    std::vector<int16_t> out(samples.size());
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const float v = std::max(-1.0f, std::min(1.0f, samples[i]));
+        out[i] = int16_t(std::lrint(v * 32767.0f));
+    }
+    return out;
+}
+}  // namespace
+
 void write_audio(const std::string& path, const Audio& audio, AudioFormat format) {
     SF_INFO info{};
     info.samplerate = audio.sample_rate;
@@ -170,20 +184,20 @@ void write_audio(const std::string& path, const Audio& audio, AudioFormat format
     write_atomic(path, [&](const fs::path& tmp) {
         SNDFILE* f = sf_open(tmp.c_str(), SFM_WRITE, &info);
         if (!f) throw Error(fmt::format("{}: cannot write audio: {}", path, sf_strerror(nullptr)));
-        // libsndfile clips float → int conversion instead of wrapping
-        sf_command(f, SFC_SET_CLIPPING, nullptr, SF_TRUE);
-        sf_count_t n = sf_writef_float(f, audio.samples.data(), sf_count_t(audio.samples.size()));
+        sf_count_t n = 0;
+        if (format == AudioFormat::WavFloat) {
+            n = sf_writef_float(f, audio.samples.data(), sf_count_t(audio.samples.size()));
+        } else {
+            const std::vector<int16_t> pcm = to_pcm16(audio.samples);
+            n = sf_writef_short(f, pcm.data(), sf_count_t(pcm.size()));
+        }
         int rc = sf_close(f);
         if (n != sf_count_t(audio.samples.size()) || rc != 0) throw Error(fmt::format("{}: short write", path));
     });
 }
 
 void write_pcm16_raw(std::FILE* out, const std::vector<float>& samples) {
-    std::vector<int16_t> buf(samples.size());
-    for (size_t i = 0; i < samples.size(); ++i) {
-        float v = std::max(-1.0f, std::min(1.0f, samples[i]));
-        buf[i] = int16_t(std::lrint(v * 32767.0f));
-    }
+    const std::vector<int16_t> buf = to_pcm16(samples);
     if (std::fwrite(buf.data(), sizeof(int16_t), buf.size(), out) != buf.size())
         throw Error("writing raw PCM to the output stream failed");
 }

@@ -104,10 +104,13 @@ TEST_CASE("synth speaks one line into a WAV, reproducibly, and reports as JSON")
     REQUIRE(run(common + " --out " + quote(b), t.path).code == 0);
     CHECK(slurp(a) == slurp(b));
 
-    // Raw PCM16 on stdout: two bytes per sample, nothing else.
+    // Raw PCM16 on stdout: two bytes per sample, nothing else, and the very samples of the .wav file (its data
+    // chunk ends the file).
     auto raw = run(common + " --out -", t.path);
     REQUIRE(raw.code == 0);
-    CHECK(raw.out.size() == wav.samples.size() * 2);
+    REQUIRE(raw.out.size() == wav.samples.size() * 2);
+    const std::string file = slurp(a);
+    CHECK(raw.out == file.substr(file.size() - raw.out.size()));
 
     // FLAC and float32 WAV.
     auto fl = (t / "c.flac").string();
