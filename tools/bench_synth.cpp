@@ -127,8 +127,8 @@ void one_stream(synth::Synthesizer& s, const synth::Synthesizer::Prepared& p, co
     fmt::print("codec decode: {:.3f} s per {:.1f} s of audio\n", dec_total / o.runs, audio / o.runs);
     fmt::print("total RTF (compute/audio): {:.3f}  ({:.2f}x real time)\n", (gen_total + dec_total) / audio,
                audio / (gen_total + dec_total));
-    fmt::print("codec: {:.3f} s per audio s (decoded in blocks of {} frames, as synthesis does)\n", dec_total / audio,
-               synth::kAudioBlockFrames);
+    fmt::print("codec: {:.3f} s per audio s (decoded in a block of {} frames, then blocks of {}, as synthesis does)\n",
+               dec_total / audio, synth::kFirstAudioFrames, synth::kAudioBlockFrames);
     if (dev.is_cpu())
         fmt::print("by CPU time (what the work cost, other processes excluded): {:.1f} frames/s, codec {:.3f} s, "
                    "RTF {:.3f} ({:.2f} CPU-s per audio-s); decode loop CPU {:.2f} ms/frame of which system {:.2f}\n",
@@ -150,7 +150,7 @@ void first_audio(synth::Synthesizer& s, const synth::Utterance& u, const synth::
         if (first < 0 && !stream.push(f).empty()) first = secs(t0, Clock::now());
     });
     fmt::print("time to first audio: {:.3f} s (prompt, prefill, {} frames and their decode)\n", first,
-               synth::kAudioBlockFrames);
+               synth::kFirstAudioFrames);
 }
 
 // Batched lines: B x lines_per_slot lines of slightly different lengths (so rows end at different steps and are

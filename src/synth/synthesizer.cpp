@@ -56,19 +56,20 @@ torch::Tensor read_speaker_embedding(const std::string& path) {
     return t;
 }
 
-AudioStream::AudioStream(const codec::Codec& codec, int64_t block) : dec_(codec), block_(block) {
-    if (block < 1) throw Error("AudioStream: the block must hold at least one frame");
+AudioStream::AudioStream(const codec::Codec& codec, int64_t block, int64_t first)
+    : dec_(codec), block_(block), first_(first) {
+    if (block < 1 || first < 1) throw Error("AudioStream: a block must hold at least one frame");
 }
 
 std::vector<float> AudioStream::push(const torch::Tensor& frames) {
     std::vector<float> out;
     auto f = frames.to(torch::kCPU, torch::kLong);
     for (int64_t off = 0; off < f.size(0);) {
-        const int64_t m = std::min(f.size(0) - off, block_ - pending_frames_);
+        const int64_t m = std::min(f.size(0) - off, next_block() - pending_frames_);
         pending_.push_back(f.narrow(0, off, m));
         pending_frames_ += m;
         off += m;
-        if (pending_frames_ == block_) {
+        if (pending_frames_ == next_block()) {
             auto wav = dec_.push(torch::cat(pending_));
             out.insert(out.end(), wav.begin(), wav.end());
             pending_.clear();
@@ -86,8 +87,9 @@ std::vector<float> AudioStream::finish() {
     return wav;
 }
 
-std::vector<float> decode_in_blocks(const codec::Codec& codec, const torch::Tensor& codes, int64_t block) {
-    AudioStream st(codec, block);
+std::vector<float> decode_in_blocks(const codec::Codec& codec, const torch::Tensor& codes, int64_t block,
+                                    int64_t first) {
+    AudioStream st(codec, block, first);
     auto out = st.push(codes);
     auto rest = st.finish();
     out.insert(out.end(), rest.begin(), rest.end());

@@ -117,25 +117,29 @@ using model::inspect_adapter_voice;
 // named "speaker_embedding").
 torch::Tensor read_speaker_embedding(const std::string& path);
 
-// Codes → audio in blocks of `block` frames through the codec's incremental decoder (the decoder is causal, so a
-// block's samples are final when it arrives). speak() decodes the same way, so audio streamed while generating is
-// bit for bit the audio speak() returns. 12 frames (0.96 s) bounds the wait for the first audio.
+// Codes → audio in blocks through the codec's incremental decoder (the decoder is causal, so a block's samples are
+// final when it arrives): a first block of `first` frames, then blocks of `block`. speak() decodes the same way, so
+// audio streamed while generating is bit for bit the audio speak() returns. The first block is short (4 frames,
+// 0.32 s of audio) so that streamed audio starts early; later ones are 12 frames (0.96 s), where a block's fixed
+// cost (the decoder's low-rate weights are read once per block) is spread over more audio.
+constexpr int64_t kFirstAudioFrames = 4;
 constexpr int64_t kAudioBlockFrames = 12;
 class AudioStream {
 public:
-    explicit AudioStream(const codec::Codec& codec, int64_t block = kAudioBlockFrames);
+    explicit AudioStream(const codec::Codec& codec, int64_t block = kAudioBlockFrames, int64_t first = kFirstAudioFrames);
     // frames [n, 16] (any device) → the samples of every block completed by them (possibly none).
     std::vector<float> push(const torch::Tensor& frames);
     // The samples of the last, partial block.
     std::vector<float> finish();
 
 private:
+    int64_t next_block() const { return dec_.frames_decoded() == 0 ? first_ : block_; }
     codec::IncrementalDecoder dec_;
     std::vector<torch::Tensor> pending_;
-    int64_t pending_frames_ = 0, block_;
+    int64_t pending_frames_ = 0, block_, first_;
 };
 std::vector<float> decode_in_blocks(const codec::Codec& codec, const torch::Tensor& codes,
-                                    int64_t block = kAudioBlockFrames);
+                                    int64_t block = kAudioBlockFrames, int64_t first = kFirstAudioFrames);
 
 // A line of speak_batch(): its result, or why it failed (the message of the InputError/Error it raised).
 struct BatchLineResult {
