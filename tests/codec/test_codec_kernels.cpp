@@ -53,6 +53,31 @@ SnakeBeta random_snake(int64_t channels) {
     return s;
 }
 
+// A random causal 7-tap convolution: the input with its left context, the weights (and their Winograd form) and
+// the bias, drawn in that order.
+struct Conv7Case {
+    int64_t ci, co, d, len;
+    torch::Tensor xin, w, bias, u;
+    Conv7Case(int64_t ci_, int64_t co_, int64_t d_, int64_t len_) : ci(ci_), co(co_), d(d_), len(len_) {
+        xin = torch::randn({ci, 6 * d + len});
+        w = torch::randn({co, ci, 7}) / std::sqrt(7.0 * double(ci));
+        bias = torch::randn({co});
+        u = torch::empty({codec::cpu::winograd7_weights_size(co, ci)});
+        codec::cpu::winograd7_transform_weights(w.data_ptr<float>(), co, ci, u.data_ptr<float>());
+    }
+    torch::Tensor winograd() const {
+        auto y = torch::empty({co, len});
+        codec::cpu::winograd7_conv(xin.data_ptr<float>(), ci, len, d, u.data_ptr<float>(), bias.data_ptr<float>(), co,
+                                   y.data_ptr<float>());
+        return y;
+    }
+    torch::Tensor direct_float64() const {
+        return torch::conv1d(xin.to(torch::kFloat64).unsqueeze(0), w.to(torch::kFloat64), bias.to(torch::kFloat64),
+                             at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{d})
+            .squeeze(0);
+    }
+};
+
 }  // namespace
 
 TEST_CASE("SnakeBeta's one-pass loop equals the formula within fp32 rounding", "[codec][kernels]") {
@@ -135,17 +160,9 @@ TEST_CASE("Winograd F(2,7) equals the direct 7-tap convolution within fp32 round
         for (int64_t d : {1, 3, 9})
             for (int64_t len : {1, 7, 18, 100, 1000}) {
                 INFO("ci " << ci << ", co " << co << ", dilation " << d << ", len " << len);
-                auto xin = torch::randn({ci, 6 * d + len});
-                auto w = torch::randn({co, ci, 7}) / std::sqrt(7.0 * double(ci));
-                auto bias = torch::randn({co});
-                auto u = torch::empty({codec::cpu::winograd7_weights_size(co, ci)});
-                codec::cpu::winograd7_transform_weights(w.data_ptr<float>(), co, ci, u.data_ptr<float>());
-                auto got = torch::empty({co, len});
-                codec::cpu::winograd7_conv(xin.data_ptr<float>(), ci, len, d, u.data_ptr<float>(),
-                                           bias.data_ptr<float>(), co, got.data_ptr<float>());
-                auto want = torch::conv1d(xin.to(torch::kFloat64).unsqueeze(0), w.to(torch::kFloat64),
-                                          bias.to(torch::kFloat64), at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{d})
-                                .squeeze(0);
+                const Conv7Case c(ci, co, d, len);
+                auto got = c.winograd();
+                auto want = c.direct_float64();
                 const double scale = want.abs().max().item<double>();
                 // direct fp32 sums are within ~1e-7 of the scale here; F(2,7) within a few times that
                 CHECK((got.to(torch::kFloat64) - want).abs().max().item<double>() < 2e-6 * scale);
@@ -164,29 +181,16 @@ TEST_CASE("every form of the Winograd convolution gives the same bits, wide laye
         }
     } reset;
     // 576 × 384: weights of 7 MB at the 8 points, past any core's cache, so the size picks the row-block order
-    for (auto [ci_, co_] : {std::pair<int64_t, int64_t>{384, 576}, {24, 30}})
+    for (auto [ci, co] : {std::pair<int64_t, int64_t>{384, 576}, {24, 30}})
         for (int64_t d : {1, 9})
             for (int64_t len : {7, 100, 700}) {
-                const int64_t ci = ci_, co = co_;  // (a lambda can't capture structured bindings in C++17)
                 INFO("ci " << ci << ", co " << co << ", dilation " << d << ", len " << len);
-                auto xin = torch::randn({ci, 6 * d + len});
-                auto w = torch::randn({co, ci, 7}) / std::sqrt(7.0 * double(ci));
-                auto bias = torch::randn({co});
-                auto u = torch::empty({codec::cpu::winograd7_weights_size(co, ci)});
-                codec::cpu::winograd7_transform_weights(w.data_ptr<float>(), co, ci, u.data_ptr<float>());
-                auto run = [&] {
-                    auto y = torch::empty({co, len});
-                    codec::cpu::winograd7_conv(xin.data_ptr<float>(), ci, len, d, u.data_ptr<float>(),
-                                               bias.data_ptr<float>(), co, y.data_ptr<float>());
-                    return y;
-                };
+                const Conv7Case c(ci, co, d, len);
                 using L = codec::cpu::WinogradLayout;
                 io::allow_avx512(true);
                 codec::cpu::use_winograd_layout(L::by_size);
-                auto first = run();
-                auto want = torch::conv1d(xin.to(torch::kFloat64).unsqueeze(0), w.to(torch::kFloat64),
-                                          bias.to(torch::kFloat64), at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{d})
-                                .squeeze(0);
+                auto first = c.winograd();
+                auto want = c.direct_float64();
                 // the rounding error grows as the root of the terms summed: 2e-6 of the scale for 96 channels
                 const double bound = 3e-6 * std::sqrt(std::max(1.0, double(ci) / 96.0));
                 CHECK((first.to(torch::kFloat64) - want).abs().max().item<double>() < bound * want.abs().max().item<double>());
@@ -195,7 +199,7 @@ TEST_CASE("every form of the Winograd convolution gives the same bits, wide laye
                         io::allow_avx512(wide);
                         codec::cpu::use_winograd_layout(layout);
                         INFO("512-bit " << wide << ", layout " << int(layout));
-                        CHECK(torch::equal(run(), first));
+                        CHECK(torch::equal(c.winograd(), first));
                     }
             }
     if (!have_avx512) WARN("no AVX-512 here: only the AVX2 products were compared");
