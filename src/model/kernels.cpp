@@ -249,93 +249,82 @@ ALEXANDRIA_AVX512 void packed_tile512(const float* x, const W* p, float* y, int6
         }
 }
 
-// MR rows against one block, or two consecutive ones.
-template <typename W, int MR>
-ALEXANDRIA_AVX512 void rows_against_blocks(bool two, const float* x, const W* p, float* y, int64_t N, int64_t K,
-                                           const W* next, const float* scale) {
-    if (two)
-        packed_tile512<W, MR, 2>(x, p, y, N, K, next, scale);
-    else
-        packed_tile512<W, MR, 1>(x, p, y, N, K, next, scale);
+// The two tile families, and how many blocks one tile takes where there are two rows and in the groups of up to 6
+// rows, so that enough independent sums are in flight: AVX2 holds a block in two registers, AVX-512 in one.
+struct Avx2Tiles {
+    static constexpr int kTwoRowBlocks = 2, kGroupBlocks = 1;
+    template <typename W, int MR, int NB>
+    static void tile(const float* x, const W* p, float* y, int64_t N, int64_t K, const W* next, const float* scale) {
+        packed_tile<W, MR, NB>(x, p, y, N, K, next, scale);
+    }
+};
+struct Avx512Tiles {
+    static constexpr int kTwoRowBlocks = 4, kGroupBlocks = 2;
+    template <typename W, int MR, int NB>
+    static void tile(const float* x, const W* p, float* y, int64_t N, int64_t K, const W* next, const float* scale) {
+        packed_tile512<W, MR, NB>(x, p, y, N, K, next, scale);
+    }
+};
+
+// MR rows against n consecutive blocks (1, or Tiles::kGroupBlocks).
+template <typename Tiles, typename W, int MR>
+void group_tile(int64_t n, const float* x, const W* p, float* y, int64_t N, int64_t K, const W* next,
+                const float* scale) {
+    if constexpr (Tiles::kGroupBlocks > 1)
+        if (n == Tiles::kGroupBlocks) return Tiles::template tile<W, MR, Tiles::kGroupBlocks>(x, p, y, N, K, next, scale);
+    Tiles::template tile<W, MR, 1>(x, p, y, N, K, next, scale);
 }
 
-template <typename W>
-ALEXANDRIA_AVX512 void packed_rows512(const float* x, const W* p, const float* scale, float* y, int64_t M, int64_t N,
-                                      int64_t K, int64_t b0, int64_t b1) {
+// Rows [0, M) of x against blocks [b0, b1) with one tile family: y[M, N] = x[M, K] · W[N, K]ᵀ for those blocks'
+// outputs.
+template <typename Tiles, typename W>
+void packed_rows_with(const float* x, const W* p, const float* scale, float* y, int64_t M, int64_t N, int64_t K,
+                      int64_t b0, int64_t b1) {
     const auto block = [&](int64_t b) { return p + b * K * 16; };
     const auto sc = [&](int64_t b) { return scale ? scale + b * 16 : nullptr; };
     int64_t b = b0;
-    if (M <= 2) {
-        // Few rows: four blocks per tile, so that four or more independent sums are in flight.
-        if (M == 1) {
-            for (; b + 4 <= b1; b += 4) packed_tile512<W, 1, 4>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-            for (; b < b1; ++b) packed_tile512<W, 1, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-        } else {
-            for (; b + 4 <= b1; b += 4) packed_tile512<W, 2, 4>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-            for (; b < b1; ++b) packed_tile512<W, 2, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-        }
+    if (M == 1) {
+        // One row: four blocks per tile.
+        for (; b + 4 <= b1; b += 4) Tiles::template tile<W, 1, 4>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
+        for (; b < b1; ++b) Tiles::template tile<W, 1, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
         return;
     }
-    // Groups of up to 6 rows against two blocks at a time (12 accumulators), as even as possible.
+    if (M == 2) {
+        constexpr int nb = Tiles::kTwoRowBlocks;
+        for (; b + nb <= b1; b += nb) Tiles::template tile<W, 2, nb>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
+        for (; b < b1; ++b) Tiles::template tile<W, 2, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
+        return;
+    }
+    // Groups of up to 6 rows (12 accumulators in either family), as even as possible: 8 rows are 4 + 4, not 6 + 2.
     const int64_t groups = (M + 5) / 6;
-    for (; b < b1; b += 2) {
-        const bool two = b + 1 < b1;
-        const W* next = b + 2 < b1 ? block(b + 2) : nullptr;
+    for (; b < b1; b += Tiles::kGroupBlocks) {
+        const int64_t n = std::min<int64_t>(Tiles::kGroupBlocks, b1 - b);
+        const W* next = b + n < b1 ? block(b + n) : nullptr;
         for (int64_t g = 0; g < groups; ++g) {
             const int64_t m0 = M * g / groups, m1 = M * (g + 1) / groups;
             const float* xm = x + m0 * K;
             float* ym = y + m0 * N + b * 16;
             const W* nx = g == 0 ? next : nullptr;
             switch (m1 - m0) {
-                case 6: rows_against_blocks<W, 6>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 5: rows_against_blocks<W, 5>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 4: rows_against_blocks<W, 4>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 3: rows_against_blocks<W, 3>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 2: rows_against_blocks<W, 2>(two, xm, block(b), ym, N, K, nx, sc(b)); break;
-                default: rows_against_blocks<W, 1>(two, xm, block(b), ym, N, K, nx, sc(b));
+                case 6: group_tile<Tiles, W, 6>(n, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 5: group_tile<Tiles, W, 5>(n, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 4: group_tile<Tiles, W, 4>(n, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 3: group_tile<Tiles, W, 3>(n, xm, block(b), ym, N, K, nx, sc(b)); break;
+                case 2: group_tile<Tiles, W, 2>(n, xm, block(b), ym, N, K, nx, sc(b)); break;
+                default: group_tile<Tiles, W, 1>(n, xm, block(b), ym, N, K, nx, sc(b));
             }
         }
     }
 }
 
-// Rows [0, M) of x against blocks [b0, b1): y[M, N] = x[M, K] · W[N, K]ᵀ for those blocks' outputs.
+// Rows [0, M) of x against blocks [b0, b1), in 512-bit registers where the CPU has them (the same bits either way).
 template <typename W>
-ALEXANDRIA_AVX2 void packed_rows(const float* x, const W* p, const float* scale, float* y, int64_t M, int64_t N,
-                                 int64_t K, int64_t b0, int64_t b1) {
-    if (io::cpu_avx512_enabled()) return packed_rows512(x, p, scale, y, M, N, K, b0, b1);
-    const auto block = [&](int64_t b) { return p + b * K * 16; };
-    const auto sc = [&](int64_t b) { return scale ? scale + b * 16 : nullptr; };
-    if (M <= 2) {
-        // Few rows: several blocks per tile, so that eight or more accumulators hide the FMA latency.
-        int64_t b = b0;
-        if (M == 1) {
-            for (; b + 4 <= b1; b += 4) packed_tile<W, 1, 4>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-            for (; b < b1; ++b) packed_tile<W, 1, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-        } else {
-            for (; b + 2 <= b1; b += 2) packed_tile<W, 2, 2>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-            for (; b < b1; ++b) packed_tile<W, 2, 1>(x, block(b), y + b * 16, N, K, nullptr, sc(b));
-        }
-        return;
-    }
-    // Groups of up to 6 rows (12 accumulators), as even as possible: 8 rows are 4 + 4, not 6 + 2.
-    const int64_t groups = (M + 5) / 6;
-    for (int64_t b = b0; b < b1; ++b) {
-        const W* next = b + 1 < b1 ? block(b + 1) : nullptr;
-        for (int64_t g = 0; g < groups; ++g) {
-            const int64_t m0 = M * g / groups, m1 = M * (g + 1) / groups;
-            const float* xm = x + m0 * K;
-            float* ym = y + m0 * N + b * 16;
-            const W* nx = g == 0 ? next : nullptr;
-            switch (m1 - m0) {
-                case 6: packed_tile<W, 6, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 5: packed_tile<W, 5, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 4: packed_tile<W, 4, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 3: packed_tile<W, 3, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
-                case 2: packed_tile<W, 2, 1>(xm, block(b), ym, N, K, nx, sc(b)); break;
-                default: packed_tile<W, 1, 1>(xm, block(b), ym, N, K, nx, sc(b));
-            }
-        }
-    }
+void packed_rows(const float* x, const W* p, const float* scale, float* y, int64_t M, int64_t N, int64_t K, int64_t b0,
+                 int64_t b1) {
+    if (io::cpu_avx512_enabled())
+        packed_rows_with<Avx512Tiles>(x, p, scale, y, M, N, K, b0, b1);
+    else
+        packed_rows_with<Avx2Tiles>(x, p, scale, y, M, N, K, b0, b1);
 }
 
 #endif
